@@ -1,0 +1,1 @@
+"""track_backends: interchangeable document stores for experiment tracking."""

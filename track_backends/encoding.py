@@ -1,0 +1,115 @@
+"""Validation and copying of JSON-like values before they reach a store.
+
+A storable value is ``None``, ``bool``, ``int`` (64-bit), a finite ``float``, ``str``, a ``list``
+of storable values, or a ``dict`` with ``str`` keys that neither start with ``$`` nor contain
+``.``. Tuples become lists; NumPy scalars and arrays become their Python equivalents.
+Anything else raises :class:`~track_backends.errors.EncodingError` naming the path of the bad
+value, before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .errors import EncodingError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def _numpy_to_python(value: Any) -> Any:
+    """Convert a NumPy scalar or array to Python, or return ``NotImplemented``."""
+    module = type(value).__module__
+    if not module.startswith("numpy"):
+        return NotImplemented
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return NotImplemented
+
+
+def _where(path: str) -> str:
+    return f" at {path!r}" if path else ""
+
+
+def check_key(key: Any, path: str = "") -> str:
+    """Check that ``key`` can name a field.
+
+    Args:
+        key: The candidate field name.
+        path: Dotted path of the enclosing document, for the error message.
+
+    Returns:
+        The key, unchanged.
+
+    Raises:
+        EncodingError: The key is not a string, is empty, starts with ``$`` or contains ``.``.
+    """
+    if type(key) is not str:
+        raise EncodingError(f"field names must be str, got {type(key).__name__} {key!r}{_where(path)}")
+    if not key or key[0] == "$" or "." in key:
+        raise EncodingError(
+            f"invalid field name {key!r}{_where(path)}: names must be non-empty, "
+            "must not start with '$' and must not contain '.'"
+        )
+    return key
+
+
+def encode(value: Any, path: str = "") -> Any:
+    """Return a validated deep copy of ``value`` made of plain JSON-like Python types.
+
+    Args:
+        value: The value to validate and copy.
+        path: Dotted path of the value, used in error messages.
+
+    Returns:
+        A fresh copy that shares no mutable container with ``value``.
+
+    Raises:
+        EncodingError: Some part of ``value`` cannot be stored.
+    """
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value
+    if t is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        raise EncodingError(f"integer {value} does not fit in 64 bits{_where(path)}")
+    if t is float:
+        if math.isfinite(value):
+            return value
+        raise EncodingError(f"non-finite float {value!r}{_where(path)} cannot be stored on every backend")
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or not k or k[0] == "$" or "." in k:
+                check_key(k, path)
+            out[k] = encode(v, f"{path}.{k}" if path else k)
+        return out
+    if t is list or t is tuple:
+        return [encode(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+    converted = _numpy_to_python(value)
+    if converted is not NotImplemented:
+        return encode(converted, path)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return encode(int(value), path)
+    if isinstance(value, float):
+        return encode(float(value), path)
+    if isinstance(value, str):
+        return str(value)
+    raise EncodingError(f"cannot store a value of type {t.__name__}{_where(path)}: {value!r:.80}")
+
+
+def clone(value: Any) -> Any:
+    """Deep-copy a value that is already known to be JSON-like (fast path, no validation)."""
+    t = type(value)
+    if t is dict:
+        return {k: clone(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if t is list:
+        return [clone(v) if type(v) in _CONTAINERS else v for v in value]
+    return value
+
+
+_CONTAINERS = frozenset((dict, list))

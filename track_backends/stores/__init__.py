@@ -1,0 +1,1 @@
+"""Store implementations; each is imported only when its URI scheme is first used."""

@@ -1,0 +1,181 @@
+"""Hash indexes for the in-memory engine, and the planner that picks one for a query."""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from ..query.ast import And, Compare, In, Node
+from ..query.paths import MISSING
+
+OVERFLOW: Any = object()  # the document's value cannot be a hash key (an array on the path)
+_BOOL = "\x00bool"
+
+
+def _component(doc: Any, parts: tuple[str, ...], unique: bool) -> Any:
+    cur = doc
+    for i, p in enumerate(parts):
+        if type(cur) is not dict:
+            if type(cur) is list:
+                return ("\x00via", _key_of(cur, True), parts[i:]) if unique else OVERFLOW
+            return None if unique else MISSING
+        cur = cur.get(p, MISSING)
+    return _key_of(cur, unique)
+
+
+def _key_of(v: Any, unique: bool) -> Any:
+    t = type(v)
+    if t is str or t is int or t is float:
+        return v
+    if v is None or v is MISSING:
+        return None if unique else v
+    if t is bool:
+        return (_BOOL, v)
+    if not unique:
+        return OVERFLOW
+    if t is list:
+        return ("\x00list", tuple(_key_of(x, True) for x in v))
+    return ("\x00dict", tuple((k, _key_of(x, True)) for k, x in v.items()))
+
+
+def value_key(v: Any) -> Any:
+    """The hash key a query value looks up (only scalars other than null are looked up)."""
+    return _key_of(v, False)
+
+
+class Bucket:
+    """The uids sharing one key: a set with a FIFO order that survives removals cheaply."""
+
+    __slots__ = ("members", "order")
+
+    def __init__(self) -> None:
+        self.members: dict[str, None] = {}
+        self.order: deque[str] = deque()
+
+    def add(self, uid: str) -> None:
+        self.members[uid] = None
+        self.order.append(uid)
+
+    def discard(self, uid: str) -> None:
+        self.members.pop(uid, None)
+        if len(self.order) > 2 * len(self.members) + 32:
+            self.order = deque(self.members)
+
+    def fifo(self) -> Iterator[str]:
+        """Yield members oldest first, dropping stale entries at the front as it goes."""
+        order, members = self.order, self.members
+        while order and order[0] not in members:
+            order.popleft()
+        seen: set[str] = set()
+        for uid in order:
+            if uid in members and uid not in seen:
+                seen.add(uid)
+                yield uid
+
+
+class HashIndex:
+    """An index from the values at one or more paths to the uids of the documents holding them."""
+
+    def __init__(self, paths: tuple[str, ...], unique: bool) -> None:
+        self.paths = paths
+        self.parts = tuple(tuple(p.split(".")) for p in paths)
+        self.unique = unique
+        self.buckets: dict[Any, Bucket] = {}
+        self.owner: dict[Any, str] = {}  # unique indexes: key -> uid
+        self.overflow = Bucket()
+
+    def key(self, doc: dict[str, Any]) -> Any:
+        """Compute the key of ``doc`` (``OVERFLOW`` when it holds an array on an indexed path)."""
+        if len(self.parts) == 1:
+            return _component(doc, self.parts[0], self.unique)
+        comps = tuple(_component(doc, p, self.unique) for p in self.parts)
+        return OVERFLOW if OVERFLOW in comps else comps
+
+    def conflict(self, key: Any, uid: str) -> str | None:
+        """Return the uid that already owns ``key`` in a unique index, if not ``uid``."""
+        if not self.unique:
+            return None
+        other = self.owner.get(key)
+        return other if other is not None and other != uid else None
+
+    def add(self, key: Any, uid: str) -> None:
+        if self.unique:
+            self.owner[key] = uid
+            return
+        if key is OVERFLOW:
+            self.overflow.add(uid)
+            return
+        b = self.buckets.get(key)
+        if b is None:
+            b = self.buckets[key] = Bucket()
+        b.add(uid)
+
+    def remove(self, key: Any, uid: str) -> None:
+        if self.unique:
+            if self.owner.get(key) == uid:
+                del self.owner[key]
+            return
+        if key is OVERFLOW:
+            self.overflow.discard(uid)
+            return
+        b = self.buckets.get(key)
+        if b is not None:
+            b.discard(uid)
+            if not b.members:
+                del self.buckets[key]
+
+    def candidates(self, keys: list[Any]) -> Iterator[str]:
+        """Yield the uids that may match one of ``keys`` (overflow documents included)."""
+        for k in keys:
+            b = self.buckets.get(k)
+            if b is not None:
+                yield from b.fifo()
+        yield from self.overflow.fifo()
+
+
+def _constraints(node: Node) -> dict[str, list[Any]]:
+    """Map paths to the scalar values a query pins them to (top-level ``$eq`` and ``$in``)."""
+    out: dict[str, list[Any]] = {}
+    for n in node.children if isinstance(node, And) else (node,):
+        if isinstance(n, Compare) and n.op == "$eq":
+            vals: tuple[Any, ...] = (n.value,)
+        elif isinstance(n, In) and not n.negate and n.values:
+            vals = n.values
+        else:
+            continue
+        keys = [value_key(v) for v in vals]
+        if any(k is None or k is OVERFLOW for k in keys):
+            continue  # null matches missing too, and arrays match element-wise: scan instead
+        if n.path in out:  # two constraints on one path: keep the intersection
+            keys = [k for k in out[n.path] if k in keys]
+        out[n.path] = keys
+    return out
+
+
+def plan(node: Node, indexes: list[HashIndex]) -> tuple[HashIndex, list[Any]] | None:
+    """Pick the non-unique index whose every path the query pins, with the fewest keys."""
+    pins = _constraints(node)
+    if not pins:
+        return None
+    best = None
+    for ix in indexes:
+        if ix.unique or not all(p in pins for p in ix.paths):
+            continue
+        if len(ix.paths) == 1:
+            keys = list(pins[ix.paths[0]])
+        else:
+            keys = [tuple(c) for c in itertools.product(*(pins[p] for p in ix.paths))]
+        if best is None or len(ix.paths) > len(best[0].paths):
+            best = (ix, keys)
+    return best
+
+
+def uid_keys(node: Node) -> list[str] | None:
+    """Return the uids a query pins ``uid`` to, or ``None`` when it does not."""
+    pins = _constraints(node)
+    keys = pins.get("uid")
+    if keys is None:
+        return None
+    return [k for k in keys if type(k) is str]
