@@ -1,0 +1,350 @@
+"""The track persistence Protocol, written once over the Store interface.
+
+Every mutating method builds a MongoDB-style update document and hands it to the store, so the
+same semantics hold on every backend, and ``fetch_and_update_trial(query, attr, ...)`` is exactly
+one atomic ``store.find_one_and_update``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .encoding import check_key
+from .errors import DuplicateKeyError, NotFoundError, QueryError, StoreError
+from .model import Project, Status, Trial, TrialGroup
+from .query import apply_update, parse_update
+from .store import GROUPS, PROJECTS, TRIALS, Query, Store
+
+UpdateDoc = dict[str, Any]
+_CHRONO_RETRIES = 100
+_REVISION_RETRIES = 100
+
+
+def _status(status: Any) -> Status:
+    return Status.from_doc(status)
+
+
+def _fields(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}.{check_key(k, prefix)}": v for k, v in values.items()}
+
+
+# -- update builders: (*args, **kwargs) -> update document -----------------------------------------
+def _start_update() -> UpdateDoc:
+    return {"$set": {"status": Status.Running.to_doc(), "metadata.start_time": time.time()}}
+
+
+def _finish_update(exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None, *, runtime: float | None = None):
+    now = time.time()
+    fields: dict[str, Any] = {"metadata.end_time": now}
+    if runtime is not None:
+        fields["metadata.runtime"] = runtime
+    update: UpdateDoc = {"$set": fields}
+    if exc_type is None:
+        fields["status"] = Status.Completed.to_doc()
+    else:
+        interrupted = isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt)
+        fields["status"] = (Status.Interrupted if interrupted else Status.Exception).to_doc()
+        name = getattr(exc_type, "__name__", str(exc_type))
+        update["$push"] = {"errors": f"{name}: {exc_val}" if exc_val is not None else name}
+    return update
+
+
+def _status_update(status: Any, error: Any = None) -> UpdateDoc:
+    update: UpdateDoc = {"$set": {"status": _status(status).to_doc()}}
+    if error is not None:
+        update["$push"] = {"errors": str(error)}
+    return update
+
+
+def _metrics_update(step: Any = None, **metrics: Any) -> UpdateDoc:
+    if not metrics:
+        raise QueryError("log_trial_metrics needs at least one metric, e.g. loss=0.1")
+    return {"$push": {f"metrics.{check_key(k, 'metrics')}": [step, v] for k, v in metrics.items()}}
+
+
+def _set_update(prefix: str) -> Callable[..., UpdateDoc]:
+    def build(**values: Any) -> UpdateDoc:
+        if not values:
+            raise QueryError(f"nothing to set in {prefix!r}: pass keyword arguments")
+        return {"$set": _fields(prefix, values)}
+
+    return build
+
+
+TRIAL_UPDATES: dict[str, Callable[..., UpdateDoc]] = {
+    "log_trial_start": _start_update,
+    "log_trial_finish": _finish_update,
+    "set_trial_status": _status_update,
+    "log_trial_metrics": _metrics_update,
+    "log_trial_arguments": _set_update("parameters"),
+    "log_trial_metadata": _set_update("metadata"),
+    "add_trial_tags": _set_update("tags"),
+}
+"""The Protocol methods ``fetch_and_update_trial`` may apply, and their update builders."""
+
+GROUP_UPDATES: dict[str, Callable[..., UpdateDoc]] = {"set_group_metadata": _set_update("metadata")}
+"""The Protocol methods ``fetch_and_update_group`` may apply."""
+
+
+def _chrono_add(stats: dict[str, Any] | None, value: float) -> dict[str, float]:
+    """Add one observation to ``{count,total,mean,min,max,sd}`` (population sd, Welford)."""
+    if not stats:
+        return {"count": 1, "total": value, "mean": value, "min": value, "max": value, "sd": 0.0}
+    n, mean = stats["count"], stats["mean"]
+    m2 = stats["sd"] ** 2 * n
+    n1 = n + 1
+    delta = value - mean
+    mean1 = mean + delta / n1
+    m2 += delta * (value - mean1)
+    return {
+        "count": n1,
+        "total": stats["total"] + value,
+        "mean": mean1,
+        "min": min(stats["min"], value),
+        "max": max(stats["max"], value),
+        "sd": math.sqrt(max(m2, 0.0) / n1),
+    }
+
+
+def _mirror(obj: Any, update: UpdateDoc) -> None:
+    """Apply an update that the store accepted to the caller's object as well."""
+    upd = parse_update(update)
+    sub: dict[str, Any] = {}
+    for _, parts, _ in upd.ops:
+        name = parts[0]
+        if hasattr(obj, name) and name not in sub:
+            value = getattr(obj, name)
+            sub[name] = value.to_doc() if isinstance(value, Status) else value
+    apply_update(sub, upd)
+    for name, value in sub.items():
+        setattr(obj, name, Status.from_doc(value) if name == "status" else value)
+
+
+class DocumentProtocol:
+    """track's persistence Protocol over any :class:`~track_backends.store.Store`.
+
+    Args:
+        store: The store that holds the documents; the protocol owns it and closes it.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._clock: dict[tuple[str, str], float] = {}
+
+    # -- projects and groups -------------------------------------------------------------------
+    def new_project(self, project: Project) -> Project:
+        """Store a project; if one with the same name exists, return the stored one."""
+        try:
+            self.store.insert(PROJECTS, project.to_doc())
+            return project
+        except DuplicateKeyError:
+            return self.get_project(project)  # type: ignore[return-value]
+
+    def get_project(self, project: Project) -> Project | None:
+        """Return the stored project with the same uid, or ``None``."""
+        doc = self.store.find_one(PROJECTS, {"uid": project.uid})
+        return Project.from_doc(doc) if doc else None
+
+    def new_trial_group(self, group: TrialGroup) -> TrialGroup:
+        """Store a trial group; if it exists already, return the stored one."""
+        try:
+            self.store.insert(GROUPS, group.to_doc())
+            return group
+        except DuplicateKeyError:
+            return self.get_trial_group(group)  # type: ignore[return-value]
+
+    def get_trial_group(self, group: TrialGroup) -> TrialGroup | None:
+        """Return the stored group with the same uid, or ``None``."""
+        doc = self.store.find_one(GROUPS, {"uid": group.uid})
+        return TrialGroup.from_doc(doc) if doc else None
+
+    def add_project_trial(self, project: Project, trial: Trial) -> None:
+        """Attach a trial to a project (in the store too, if the trial is stored)."""
+        self.store.update(TRIALS, {"uid": trial.uid}, {"$set": {"project_id": project.uid}})
+        trial.project_id = project.uid
+
+    def add_group_trial(self, group: TrialGroup, trial: Trial) -> None:
+        """Attach a trial to a group (in the store too, if the trial is stored)."""
+        self.store.update(TRIALS, {"uid": trial.uid}, {"$set": {"group_id": group.uid}})
+        trial.group_id = group.uid
+
+    def set_group_metadata(self, group: TrialGroup, **metadata: Any) -> None:
+        """Set metadata keys of a stored group.
+
+        Raises:
+            NotFoundError: The group is not stored.
+        """
+        self._apply(GROUPS, group, GROUP_UPDATES["set_group_metadata"](**metadata))
+
+    # -- trials ----------------------------------------------------------------------------------
+    def new_trial(self, trial: Trial, auto_increment: bool = False) -> Trial | None:
+        """Store a new trial.
+
+        Args:
+            trial: The trial; its ``revision`` is updated when ``auto_increment`` bumps it.
+            auto_increment: When the uid exists, store the trial as the next free revision of
+                the same hash instead of giving up.
+
+        Returns:
+            The trial, or ``None`` when its uid exists and ``auto_increment`` is false.
+        """
+        try:
+            self.store.insert(TRIALS, trial.to_doc())
+            return trial
+        except DuplicateKeyError:
+            if not auto_increment:
+                return None
+        for _ in range(_REVISION_RETRIES):
+            revs = self.store.find(TRIALS, {"hash": trial.hash}, sort=[("revision", -1)], limit=1)
+            trial.revision = (revs[0]["revision"] + 1) if revs else 0
+            try:
+                self.store.insert(TRIALS, trial.to_doc())
+                return trial
+            except DuplicateKeyError:
+                continue  # another process took that revision: try the next one
+        raise StoreError(f"could not find a free revision for trial {trial.hash} after {_REVISION_RETRIES} tries")
+
+    def get_trial(self, trial: Trial) -> list[Trial]:
+        """Return every stored revision of the trial (same hash), oldest first."""
+        docs = self.store.find(TRIALS, {"hash": trial.hash}, sort=[("revision", 1)])
+        return [Trial.from_doc(d) for d in docs]
+
+    def _apply(self, collection: str, obj: Any, update: UpdateDoc) -> None:
+        if not self.store.update(collection, {"uid": obj.uid}, update):
+            raise NotFoundError(f"no {collection[:-1]} with uid {obj.uid!r} is stored")
+        _mirror(obj, update)
+
+    def log_trial_start(self, trial: Trial) -> None:
+        """Mark the trial Running and record its start time."""
+        self._clock[(trial.uid, "runtime")] = time.time()
+        self._apply(TRIALS, trial, _start_update())
+
+    def log_trial_finish(self, trial: Trial, exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None) -> None:
+        """Mark the trial Completed, or Exception/Interrupted with the error recorded."""
+        started = self._clock.pop((trial.uid, "runtime"), None)
+        runtime = time.time() - started if started is not None else None
+        self._apply(TRIALS, trial, _finish_update(exc_type, exc_val, exc_tb, runtime=runtime))
+
+    def log_trial_chrono_start(
+        self, trial: Trial, name: str, aggregator: Any = None, start_callback: Any = None, end_callback: Any = None
+    ) -> None:
+        """Start timing ``name`` for this trial (the clock lives in this process)."""
+        check_key(name, "chronos")
+        if start_callback is not None:
+            start_callback()
+        self._clock[(trial.uid, name)] = time.time()
+
+    def log_trial_chrono_finish(
+        self, trial: Trial, name: str, exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None
+    ) -> None:
+        """Stop timing ``name`` and fold the elapsed time into ``chronos[name]`` atomically.
+
+        Raises:
+            QueryError: The chrono was not started in this process.
+        """
+        started = self._clock.pop((trial.uid, check_key(name, "chronos")), None)
+        if started is None:
+            raise QueryError(f"chrono {name!r} of trial {trial.uid} was not started in this process")
+        elapsed = time.time() - started
+        path = f"chronos.{name}"
+        for _ in range(_CHRONO_RETRIES):  # compare-and-set on the count: safe under concurrency
+            doc = self.store.find_one(TRIALS, {"uid": trial.uid})
+            if doc is None:
+                raise NotFoundError(f"no trial with uid {trial.uid!r} is stored")
+            current = doc.get("chronos", {}).get(name)
+            guard: Query = {"uid": trial.uid, path: {"$exists": False}}
+            if current:
+                guard = {"uid": trial.uid, f"{path}.count": current["count"]}
+            update = {"$set": {path: _chrono_add(current, elapsed)}}
+            if self.store.update(TRIALS, guard, update):
+                _mirror(trial, update)
+                return
+        raise StoreError(f"chrono {name!r} of trial {trial.uid} kept changing under us")
+
+    def log_trial_arguments(self, trial: Trial, **arguments: Any) -> None:
+        """Set parameters of the trial (the uid is not recomputed)."""
+        self._apply(TRIALS, trial, TRIAL_UPDATES["log_trial_arguments"](**arguments))
+
+    def log_trial_metadata(self, trial: Trial, **metadata: Any) -> None:
+        """Set metadata keys of the trial."""
+        self._apply(TRIALS, trial, TRIAL_UPDATES["log_trial_metadata"](**metadata))
+
+    def log_trial_metrics(self, trial: Trial, step: Any = None, **metrics: Any) -> None:
+        """Append ``[step, value]`` to ``metrics[name]`` for each metric given."""
+        self._apply(TRIALS, trial, _metrics_update(step, **metrics))
+
+    def set_trial_status(self, trial: Trial, status: Status | str, error: Any = None) -> None:
+        """Set the status (a :class:`Status` or a predefined name) and record ``error``."""
+        self._apply(TRIALS, trial, _status_update(status, error))
+
+    def add_trial_tags(self, trial: Trial, **tags: Any) -> None:
+        """Set tag keys of the trial."""
+        self._apply(TRIALS, trial, TRIAL_UPDATES["add_trial_tags"](**tags))
+
+    # -- queries -------------------------------------------------------------------------------
+    def fetch_trials(self, query: Query = None) -> list[Trial]:
+        """Return the trials matching a MongoDB-style query."""
+        return [Trial.from_doc(d) for d in self.store.find(TRIALS, query)]
+
+    def fetch_groups(self, query: Query = None) -> list[TrialGroup]:
+        """Return the groups matching a query."""
+        return [TrialGroup.from_doc(d) for d in self.store.find(GROUPS, query)]
+
+    def fetch_projects(self, query: Query = None) -> list[Project]:
+        """Return the projects matching a query."""
+        return [Project.from_doc(d) for d in self.store.find(PROJECTS, query)]
+
+    @staticmethod
+    def _builder(table: dict[str, Callable[..., UpdateDoc]], attr: Any, kind: str) -> Callable[..., UpdateDoc]:
+        builder = table.get(attr) if isinstance(attr, str) else None
+        if builder is None:
+            raise QueryError(f"{attr!r} is not a {kind} update method; allowed: {sorted(table)}")
+        return builder
+
+    def fetch_and_update_trial(self, query: Query, attr: str, *args: Any, **kwargs: Any) -> Trial | None:
+        """Atomically pick one matching trial and apply a Protocol update method to it.
+
+        Args:
+            query: Which trials qualify, e.g. ``{"group_id": g, "status.name": {"$in": [...]}}``.
+            attr: The update method's name, one of :data:`TRIAL_UPDATES`.
+            *args: Arguments of that method, after the trial.
+            **kwargs: Keyword arguments of that method.
+
+        Returns:
+            The trial after the update, or ``None`` when none matches. Each trial is handed to
+            exactly one caller, whatever the number of processes.
+
+        Raises:
+            QueryError: ``attr`` is not an allowed update method, or the query is malformed.
+        """
+        update = self._builder(TRIAL_UPDATES, attr, "trial")(*args, **kwargs)
+        doc = self.store.find_one_and_update(TRIALS, query, update)
+        return Trial.from_doc(doc) if doc is not None else None
+
+    def fetch_and_update_group(self, query: Query, attr: str, *args: Any, **kwargs: Any) -> TrialGroup | None:
+        """Atomically pick one matching group and apply ``set_group_metadata`` to it."""
+        update = self._builder(GROUP_UPDATES, attr, "group")(*args, **kwargs)
+        doc = self.store.find_one_and_update(GROUPS, query, update)
+        return TrialGroup.from_doc(doc) if doc is not None else None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Flush buffered writes to the store (each write is already durable on built-in stores)."""
+        self.store.commit()
+
+    def close(self) -> None:
+        """Close the underlying store."""
+        self.store.close()
+
+    def __enter__(self) -> DocumentProtocol:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DocumentProtocol({self.store!r})"
+
