@@ -84,7 +84,13 @@ def encode(value: Any, path: str = "") -> Any:
         for k, v in value.items():
             if type(k) is not str or not k or k[0] == "$" or "." in k:
                 check_key(k, path)
-            out[k] = encode(v, f"{path}.{k}" if path else k)
+            tv = type(v)
+            if tv is str or tv is bool or v is None or (tv is float and math.isfinite(v)):
+                out[k] = v  # the common scalars, without a call
+            elif tv is int and INT64_MIN <= v <= INT64_MAX:
+                out[k] = v
+            else:
+                out[k] = encode(v, f"{path}.{k}" if path else k)
         return out
     if t is list or t is tuple:
         return [encode(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]

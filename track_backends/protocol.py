@@ -347,4 +347,3 @@ class DocumentProtocol:
 
     def __repr__(self) -> str:
         return f"DocumentProtocol({self.store!r})"
-

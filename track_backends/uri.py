@@ -80,9 +80,7 @@ class StoreURI:
         """Raise InvalidURIError naming any query-string option outside ``known``."""
         unknown = sorted(set(self.params) - set(known))
         if unknown:
-            raise InvalidURIError(
-                f"unknown option(s) {unknown} in {self.redacted}; known: {sorted(known) or 'none'}"
-            )
+            raise InvalidURIError(f"unknown option(s) {unknown} in {self.redacted}; known: {sorted(known) or 'none'}")
 
 
 def parse_uri(uri: str) -> StoreURI:

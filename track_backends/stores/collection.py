@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DuplicateKeyError, QueryError
 from ..query.ast import Node
-from ..query.predicate import Predicate
+from ..query.predicate import Predicate, predicate_for
 from ..store import DEFAULT_INDEXES
-from .indexes import HashIndex, plan, uid_keys
+from .indexes import HashIndex, choose, pins_of
 
 Document = dict[str, Any]
+
+
+class CompiledQuery:
+    """A parsed query with its predicate and the pins an index can answer."""
+
+    __slots__ = ("node", "pred", "pins", "exact")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.pred: Predicate = predicate_for(node)
+        self.pins, self.exact = pins_of(node)
 
 
 class Collection:
@@ -23,25 +34,49 @@ class Collection:
         self.indexes: list[HashIndex] = []
         for paths, unique in DEFAULT_INDEXES.get(name, ()):
             self.indexes.append(HashIndex(paths, unique))
+        self.has_unique = False  # any unique index besides uid
 
     # -- reading -----------------------------------------------------------------------------
-    def candidates(self, node: Node) -> Iterable[Document]:
-        """Documents that may match ``node``: an index lookup when one applies, else all."""
-        uids = uid_keys(node)
-        docs = self.docs
-        if uids is not None:
-            return [docs[u] for u in dict.fromkeys(uids) if u in docs]
-        chosen = plan(node, self.indexes)
-        if chosen is not None:
-            ix, keys = chosen
-            return (docs[u] for u in ix.candidates(keys))
-        return docs.values()
+    def matching(self, cq: CompiledQuery, oldest_first: bool = False) -> Iterator[Document]:
+        """Yield the stored (not copied) documents that match, through an index when one applies.
 
-    def matching(self, node: Node, pred: Predicate) -> Iterator[Document]:
-        """Yield the stored (not copied) documents that match."""
-        for doc in self.candidates(node):
-            if pred(doc):
-                yield doc
+        Args:
+            cq: The compiled query.
+            oldest_first: Visit index buckets in insertion order (for claims).
+        """
+        docs, pred, pins = self.docs, cq.pred, cq.pins
+        uids = pins.get("uid")
+        if uids is not None:
+            for u in uids:
+                d = docs.get(u)
+                if d is not None and pred(d):
+                    yield d
+            return
+        chosen = choose(self.indexes, pins) if pins else None
+        if chosen is None:
+            for d in docs.values():
+                if pred(d):
+                    yield d
+            return
+        ix, keys = chosen
+        exact = cq.exact is not None and cq.exact == frozenset(ix.paths)
+        for k in keys:
+            b = ix.buckets.get(k)
+            if b is None:
+                continue
+            members = b.fifo() if oldest_first else b.members
+            if exact:
+                for u in members:
+                    yield docs[u]
+            else:
+                for u in members:
+                    d = docs[u]
+                    if pred(d):
+                        yield d
+        for u in ix.overflow.members:
+            d = docs[u]
+            if pred(d):
+                yield d
 
     def find_index(self, paths: tuple[str, ...]) -> HashIndex | None:
         for ix in self.indexes:
@@ -125,7 +160,10 @@ class Collection:
             k = ix.key(doc)
             other = ix.conflict(k, uid)
             if other is not None:
-                raise DuplicateKeyError(f"cannot build unique index {list(paths)} of {self.name!r}: {uid!r} and {other!r} collide")
+                raise DuplicateKeyError(
+                    f"cannot build unique index {list(paths)} of {self.name!r}: {uid!r} and {other!r} collide"
+                )
             ix.add(k, uid)
         self.indexes.append(ix)
+        self.has_unique = self.has_unique or unique
         return True

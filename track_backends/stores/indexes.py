@@ -126,56 +126,46 @@ class HashIndex:
             if not b.members:
                 del self.buckets[key]
 
-    def candidates(self, keys: list[Any]) -> Iterator[str]:
-        """Yield the uids that may match one of ``keys`` (overflow documents included)."""
-        for k in keys:
-            b = self.buckets.get(k)
-            if b is not None:
-                yield from b.fifo()
-        yield from self.overflow.fifo()
 
+def pins_of(node: Node) -> tuple[dict[str, list[Any]], frozenset[str] | None]:
+    """Find the paths a query pins to scalar values (top-level ``$eq`` and ``$in``).
 
-def _constraints(node: Node) -> dict[str, list[Any]]:
-    """Map paths to the scalar values a query pins them to (top-level ``$eq`` and ``$in``)."""
+    Returns:
+        ``(pins, exact)``: ``pins`` maps paths to the hash keys they may take; ``exact`` is the
+        set of pinned paths when the query is nothing but those pins (so an index over exactly
+        those paths answers it without re-checking), else ``None``.
+    """
     out: dict[str, list[Any]] = {}
+    exact = True
     for n in node.children if isinstance(node, And) else (node,):
         if isinstance(n, Compare) and n.op == "$eq":
             vals: tuple[Any, ...] = (n.value,)
         elif isinstance(n, In) and not n.negate and n.values:
             vals = n.values
         else:
+            exact = False
             continue
-        keys = [value_key(v) for v in vals]
+        keys = list(dict.fromkeys(value_key(v) for v in vals))
         if any(k is None or k is OVERFLOW for k in keys):
-            continue  # null matches missing too, and arrays match element-wise: scan instead
+            exact = False  # null matches missing too, and arrays match element-wise: check these
+            continue
         if n.path in out:  # two constraints on one path: keep the intersection
             keys = [k for k in out[n.path] if k in keys]
+            exact = False
         out[n.path] = keys
-    return out
+    return out, (frozenset(out) if exact and out else None)
 
 
-def plan(node: Node, indexes: list[HashIndex]) -> tuple[HashIndex, list[Any]] | None:
-    """Pick the non-unique index whose every path the query pins, with the fewest keys."""
-    pins = _constraints(node)
-    if not pins:
-        return None
+def choose(indexes: list[HashIndex], pins: dict[str, list[Any]]) -> tuple[HashIndex, list[Any]] | None:
+    """Pick the non-unique index with the most paths, all pinned by the query."""
     best = None
     for ix in indexes:
         if ix.unique or not all(p in pins for p in ix.paths):
             continue
-        if len(ix.paths) == 1:
-            keys = list(pins[ix.paths[0]])
-        else:
-            keys = [tuple(c) for c in itertools.product(*(pins[p] for p in ix.paths))]
-        if best is None or len(ix.paths) > len(best[0].paths):
-            best = (ix, keys)
-    return best
-
-
-def uid_keys(node: Node) -> list[str] | None:
-    """Return the uids a query pins ``uid`` to, or ``None`` when it does not."""
-    pins = _constraints(node)
-    keys = pins.get("uid")
-    if keys is None:
+        if best is None or len(ix.paths) > len(best.paths):
+            best = ix
+    if best is None:
         return None
-    return [k for k in keys if type(k) is str]
+    if len(best.paths) == 1:
+        return best, pins[best.paths[0]]
+    return best, [tuple(c) for c in itertools.product(*(pins[p] for p in best.paths))]

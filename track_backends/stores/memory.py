@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import marshal
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from itertools import islice
 from typing import Any
 
 from ..encoding import clone, encode
@@ -31,17 +32,45 @@ from ..query import (
     upsert_seed,
 )
 from ..query.ast import Node
-from ..query.predicate import Predicate
 from ..query.update import Update
 from ..store import Document, Query, Store, check_collection, check_index_keys, check_limit
-from .collection import Collection
+from .collection import Collection, CompiledQuery
 
-_QUERY_CACHE_SIZE = 512
+_CACHE_SIZE = 512
 
 
 def copy_out(docs: list[Document]) -> list[Document]:
     """Deep-copy documents for a caller (marshal is the fastest deep copy of JSON-like data)."""
     return marshal.loads(marshal.dumps(docs))
+
+
+def updated(old: Document, upd: Update) -> tuple[Document, Document]:
+    """Return ``(old, new)``: ``new`` is ``old`` after the update, sharing untouched subtrees.
+
+    Stored documents are never modified in place, so only the containers on the updated paths
+    are copied (copy-on-write); callers always receive deep copies.
+    """
+    new = dict(old)
+    for _, parts, _ in upd.ops:
+        cur: Any = new
+        for p in parts:
+            if type(cur) is dict:
+                v = cur.get(p)
+                if type(v) is dict or type(v) is list:
+                    cur[p] = v = v.copy()
+                else:
+                    break
+            elif type(cur) is list and p.isdigit() and int(p) < len(cur):
+                v = cur[int(p)]
+                if type(v) is dict or type(v) is list:
+                    cur[int(p)] = v = v.copy()
+                else:
+                    break
+            else:
+                break
+            cur = v
+    apply_update(new, upd)
+    return old, new
 
 
 def prepare(doc: Any) -> Document:
@@ -63,21 +92,22 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._colls: dict[str, Collection] = {}
         self._lock = threading.RLock()
-        self._queries: dict[str, tuple[Node, Predicate]] = {}
+        self._queries: dict[str, CompiledQuery] = {}
+        self._updates: dict[str, Update] = {}
         self.closed = False
 
     # -- hooks for the journal engine ----------------------------------------------------------
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        with self._lock:
+    def _reading(self) -> AbstractContextManager[Any]:
+        """Context in which reads see a consistent state (the journal also catches up)."""
+        if self.closed:
             self._check_open()
-            yield
+        return self._lock
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        with self._lock:
+    def _writing(self) -> AbstractContextManager[Any]:
+        """Context that serialises a write's plan and commit (the journal also takes the file lock)."""
+        if self.closed:
             self._check_open()
-            yield
+        return self._lock
 
     def _commit(self, record: list[Any], planned: Any = None) -> None:
         """Make a planned write happen: the journal appends ``record`` first, then applies it."""
@@ -106,12 +136,7 @@ class MemoryStore(Store):
         elif kind == "update":
             if planned is None:
                 upd = Update.from_record(record[3])
-                planned = []
-                for uid in record[2]:
-                    old = c.docs[uid]
-                    new = clone(old)
-                    apply_update(new, upd)
-                    planned.append((old, new))
+                planned = [updated(c.docs[uid], upd) for uid in record[2]]
             for old, new in planned:
                 c.replace(old, new)
         elif kind == "delete":
@@ -122,24 +147,37 @@ class MemoryStore(Store):
         else:
             raise ValueError(f"unknown record kind {kind!r}")
 
-    def _query(self, query: Query) -> tuple[Node, Predicate]:
-        """Parse and compile a query, caching by its exact text."""
-        if query is None or query == {}:
-            query = {}
-        key = repr(query)
+    def _query(self, query: Query) -> CompiledQuery:
+        """Parse and compile a query, caching by its exact text (repr tells 1, 1.0 and True apart)."""
+        key = repr(query) if query else "{}"
         hit = self._queries.get(key)
         if hit is None:
-            node = parse(query)
-            hit = (node, predicate_for(node))
-            if len(self._queries) >= _QUERY_CACHE_SIZE:
+            hit = CompiledQuery(parse(query or {}))
+            if len(self._queries) >= _CACHE_SIZE:
                 self._queries.clear()
             self._queries[key] = hit
+        return hit
+
+    def _update(self, update: Any) -> Update:
+        """Validate an update document, caching by its exact text."""
+        key = repr(update)
+        hit = self._updates.get(key)
+        if hit is None:
+            hit = parse_update(update)
+            if len(self._updates) >= _CACHE_SIZE:
+                self._updates.clear()
+            self._updates[key] = hit
         return hit
 
     # -- Store API -----------------------------------------------------------------------------
     def insert(self, collection: str, doc: Document) -> None:
         """Insert one document (see :meth:`Store.insert`)."""
-        self.insert_many(collection, (doc,))
+        prepared = prepare(doc)
+        with self._writing():
+            c = self._colls.get(collection) or self._coll(collection)
+            if prepared["uid"] in c.docs or c.has_unique:
+                c.check_new([prepared])
+            self._commit(["insert", collection, [prepared]])
 
     def insert_many(self, collection: str, docs: Iterable[Document]) -> int:
         """Insert documents, all or none (see :meth:`Store.insert_many`)."""
@@ -164,7 +202,7 @@ class MemoryStore(Store):
     ) -> list[Document]:
         """Return copies of matching documents (see :meth:`Store.find`)."""
         check_collection(collection)
-        node, pred = self._query(query)
+        cq = self._query(query)
         spec = parse_sort(sort)
         lim = check_limit(limit)
         proj = parse_projection(projection)
@@ -173,17 +211,13 @@ class MemoryStore(Store):
             if c is None:
                 return []
             if spec:
-                found = sort_documents(list(c.matching(node, pred)), spec)
+                found = sort_documents(list(c.matching(cq)), spec)
                 if lim is not None:
                     found = found[:lim]
             elif lim is not None:
-                found = []
-                for d in c.matching(node, pred):
-                    found.append(d)
-                    if len(found) >= lim:
-                        break
+                found = list(islice(c.matching(cq), lim))
             else:
-                found = list(c.matching(node, pred))
+                found = list(c.matching(cq))
             out = copy_out(found)
         if proj is not None:
             out = [project(d, proj) for d in out]
@@ -192,22 +226,19 @@ class MemoryStore(Store):
     def count(self, collection: str, query: Query = None) -> int:
         """Count matching documents (see :meth:`Store.count`)."""
         check_collection(collection)
-        node, pred = self._query(query)
+        cq = self._query(query)
         with self._reading():
             c = self._colls.get(collection)
             if c is None:
                 return 0
             if not query:
                 return len(c.docs)
-            return sum(1 for _ in c.matching(node, pred))
+            return sum(1 for _ in c.matching(cq))
 
     def _plan_changes(self, c: Collection, docs: list[Document], upd: Update) -> list[tuple[Document, Document]]:
-        changes = []
-        for old in docs:
-            new = clone(old)
-            apply_update(new, upd)
-            changes.append((old, new))
-        c.check_replace(changes)
+        changes = [updated(old, upd) for old in docs]
+        if c.has_unique:
+            c.check_replace(changes)
         return changes
 
     def _upsert(self, c: Collection, node: Node, upd: Update) -> Document:
@@ -225,15 +256,15 @@ class MemoryStore(Store):
     ) -> int:
         """Update the first or every match (see :meth:`Store.update`)."""
         check_collection(collection)
-        node, pred = self._query(query)
-        upd = parse_update(update)
+        cq = self._query(query)
+        upd = self._update(update)
         with self._writing():
-            c = self._coll(collection)
-            matches = c.matching(node, pred)
-            targets = list(matches) if many else [d for d, _ in zip(matches, range(1))]
+            c = self._colls.get(collection) or self._coll(collection)
+            matches = c.matching(cq)
+            targets = list(matches) if many else list(islice(matches, 1))
             if not targets:
                 if upsert:
-                    self._upsert(c, node, upd)
+                    self._upsert(c, cq.node, upd)
                     return 1
                 return 0
             changes = self._plan_changes(c, targets, upd)
@@ -245,15 +276,15 @@ class MemoryStore(Store):
     ) -> Document | None:
         """Atomically update the first match and return it (see :meth:`Store.find_one_and_update`)."""
         check_collection(collection)
-        node, pred = self._query(query)
-        upd = parse_update(update)
+        cq = self._query(query)
+        upd = self._update(update)
         spec = parse_sort(sort)
         with self._writing():
-            c = self._coll(collection)
+            c = self._colls.get(collection) or self._coll(collection)
             if spec:
-                found = sort_documents(list(c.matching(node, pred)), spec)[:1]
+                found = sort_documents(list(c.matching(cq)), spec)[:1]
             else:
-                found = [d for d, _ in zip(c.matching(node, pred), range(1))]
+                found = list(islice(c.matching(cq, oldest_first=True), 1))
             if not found:
                 return None
             changes = self._plan_changes(c, found, upd)
@@ -263,12 +294,12 @@ class MemoryStore(Store):
     def delete(self, collection: str, query: Query) -> int:
         """Delete matching documents (see :meth:`Store.delete`)."""
         check_collection(collection)
-        node, pred = self._query(query)
+        cq = self._query(query)
         with self._writing():
             c = self._colls.get(collection)
             if c is None:
                 return 0
-            uids = [d["uid"] for d in c.matching(node, pred)]
+            uids = [d["uid"] for d in c.matching(cq)]
             if uids:
                 self._commit(["delete", collection, uids])
             return len(uids)
