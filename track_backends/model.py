@@ -187,10 +187,14 @@ class Trial:
     status: Status = field(default_factory=lambda: Status.Created)
     errors: list[str] = field(default_factory=list)
     tags: dict[str, Any] = field(default_factory=dict)
+    stored_hash: str | None = field(default=None, repr=False, compare=False)
+    """The hash the trial was stored under; it keeps ``uid`` stable when parameters change later."""
 
     @property
     def hash(self) -> str:
-        """Canonical hash of ``(name, version, parameters)``."""
+        """Canonical hash of ``(name, version, parameters)``, or the hash it was stored under."""
+        if self.stored_hash is not None:
+            return self.stored_hash
         return canonical_hash(self.name, self.version, self.parameters)
 
     @property
@@ -236,4 +240,5 @@ class Trial:
             status=Status.from_doc(doc["status"]) if "status" in doc else Status.Created,
             errors=doc.get("errors", []),
             tags=doc.get("tags", {}),
+            stored_hash=doc.get("hash"),
         )

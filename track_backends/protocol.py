@@ -191,17 +191,21 @@ class DocumentProtocol:
         Returns:
             The trial, or ``None`` when its uid exists and ``auto_increment`` is false.
         """
+        doc = trial.to_doc()
         try:
-            self.store.insert(TRIALS, trial.to_doc())
+            self.store.insert(TRIALS, doc)
+            trial.stored_hash = doc["hash"]
             return trial
         except DuplicateKeyError:
             if not auto_increment:
                 return None
         for _ in range(_REVISION_RETRIES):
-            revs = self.store.find(TRIALS, {"hash": trial.hash}, sort=[("revision", -1)], limit=1)
-            trial.revision = (revs[0]["revision"] + 1) if revs else 0
+            revs = self.store.find(TRIALS, {"hash": doc["hash"]}, sort=[("revision", -1)], limit=1)
+            doc["revision"] = (revs[0]["revision"] + 1) if revs else 0
+            doc["uid"] = f"{doc['hash']}_{doc['revision']}"
             try:
-                self.store.insert(TRIALS, trial.to_doc())
+                self.store.insert(TRIALS, doc)
+                trial.revision, trial.stored_hash = doc["revision"], doc["hash"]
                 return trial
             except DuplicateKeyError:
                 continue  # another process took that revision: try the next one
