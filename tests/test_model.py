@@ -55,9 +55,9 @@ def test_uid_survives_parameter_changes_after_storing():
 
 def test_unhashable_parameters_are_refused():
     with pytest.raises(EncodingError):
-        Trial({"a": object()}).hash
+        _ = Trial({"a": object()}).hash
     with pytest.raises(EncodingError):
-        Trial({"a": 2**64}).hash
+        _ = Trial({"a": 2**64}).hash
 
 
 def test_numpy_parameters_hash_like_python():
