@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from .ast import All, And, Compare, ElemMatch, Exists, In, Node, Nor, Not, Or, Regex, Size
@@ -152,14 +151,22 @@ def compile_query(query: dict[str, Any] | None) -> Predicate:
     return compile_node(parse(query))
 
 
-@lru_cache(maxsize=256)
-def _cached(node: Node) -> Predicate:
-    return compile_node(node)
+_CACHE_SIZE = 256
+_compiled: dict[str, Predicate] = {}
 
 
 def predicate_for(node: Node) -> Predicate:
-    """Compile ``node``, reusing the compiled predicate of an equal, hashable AST."""
-    try:
-        return _cached(node)
-    except TypeError:  # unhashable values (lists, dicts) inside the AST
-        return compile_node(node)
+    """Compile ``node``, reusing the compiled predicate of an identical AST.
+
+    The cache is keyed by ``repr(node)``, not by the node itself: AST equality follows Python's,
+    where ``1 == 1.0 == True``, but MongoDB tells ``{"a": 1}`` from ``{"a": True}``. The repr
+    keeps types apart and also works for values that are not hashable (lists, dicts).
+    """
+    key = repr(node)
+    pred = _compiled.get(key)
+    if pred is None:
+        pred = compile_node(node)
+        if len(_compiled) >= _CACHE_SIZE:
+            _compiled.clear()
+        _compiled[key] = pred
+    return pred
