@@ -1,0 +1,297 @@
+"""The track-backends command line, in-process (``main([...])``) and as a subprocess."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from track_backends import Status, Trial, get_protocol, register, unregister
+from track_backends.cli import URI_HELP, main
+from track_backends.stores.memory import MemoryStore
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_JOURNAL = importlib.util.find_spec("track_backends.stores.journal") is not None
+needs_journal = pytest.mark.skipif(
+    not HAS_JOURNAL, reason="track_backends.stores.journal (pickled:/file:) not written yet"
+)
+
+
+def _trials() -> list[Trial]:
+    out = [Trial({"lr": 0.1 * i, "layers": [i, i + 1]}, group_id="g", project_id="p") for i in range(3)]
+    out[2].status = Status.Completed
+    return out
+
+
+def _fill(uri_or_store) -> list[Trial]:
+    trials = _trials()
+    proto = get_protocol(uri_or_store)
+    for t in trials:
+        assert proto.new_trial(t) is not None
+    return trials
+
+
+@pytest.fixture
+def mem_uri() -> Iterator[tuple[str, list[Trial]]]:
+    """A registered test scheme whose every open returns the same populated memory store."""
+    store = MemoryStore()
+    trials = _fill(store)
+    store.close = lambda: None  # type: ignore[method-assign]  # shared between opens
+    register("clitest", lambda uri: store, replace=True)
+    yield "clitest:", trials
+    unregister("clitest")
+
+
+@pytest.fixture
+def pickled_uri(tmp_path: Path) -> tuple[str, list[Trial]]:
+    if not HAS_JOURNAL:
+        pytest.skip("track_backends.stores.journal (pickled:/file:) not written yet")
+    uri = f"pickled://{tmp_path}/store.pkl"
+    with get_protocol(uri) as proto:
+        trials = _fill(proto.store)
+    return uri, trials
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "track_backends.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def _assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0]
+
+
+# -- help ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["--help"], ["ls", "--help"], ["show", "--help"], ["bench", "--help"]])
+def test_help_lists_every_uri_form(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for form in (
+        "ephemeral:",
+        "pickled:///abs/path.pkl",
+        "pickled:rel.pkl",
+        "file:///abs/path.jsonl",
+        "file:rel.jsonl",
+        "mongodb://",
+        "mongomock://",
+        "postgresql://user:pass@host/db",
+        "cockroach://",
+    ):
+        assert form in out
+        assert form in URI_HELP
+
+
+def test_no_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+
+
+# -- ls and show, in process ---------------------------------------------------------------------
+def test_ls_lists_trials(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, trials = mem_uri
+    assert main(["ls", uri]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["uid", "status", "group", "parameters"]
+    assert len(out) == 1 + len(trials)
+    text = "\n".join(out)
+    for t in trials:
+        assert t.uid in text
+    assert "Completed" in text and "Created" in text
+    assert "lr=0.1" in text and "layers=[1,2]" in text
+
+
+def test_ls_query_and_limit(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, trials = mem_uri
+    assert main(["ls", uri, "--query", '{"status.name": "Completed"}']) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and trials[2].uid in out[1]
+    assert main(["ls", uri, "--limit", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_show_prints_one_trial_as_json(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, trials = mem_uri
+    assert main(["show", uri, trials[1].uid]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["uid"] == trials[1].uid
+    assert doc["parameters"] == trials[1].parameters
+    assert doc["status"] == {"name": "Created", "value": 0}
+
+
+def test_show_accepts_a_unique_uid_prefix(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, trials = mem_uri
+    prefixes = [t.uid[:12] for t in trials]
+    assert len(set(prefixes)) == len(trials)
+    assert main(["show", uri, prefixes[0]]) == 0
+    assert json.loads(capsys.readouterr().out)["uid"] == trials[0].uid
+
+
+# -- errors: one line on stderr, exit 2 ------------------------------------------------------------
+def test_show_unknown_uid(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["show", mem_uri[0], "nope"])
+    _assert_one_line_error(code, capsys.readouterr().err, "no trial with uid 'nope'")
+
+
+def test_show_ambiguous_prefix(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["show", mem_uri[0], ""])
+    _assert_one_line_error(code, capsys.readouterr().err, "ambiguous")
+
+
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("{not json", "--query is not valid JSON"),
+        ("[1, 2]", "--query must be a JSON object"),
+        ('{"a": {"$bogus": 1}}', "$bogus"),
+    ],
+)
+def test_ls_bad_query(mem_uri, query: str, needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ls", mem_uri[0], "--query", query])
+    _assert_one_line_error(code, capsys.readouterr().err, needle)
+
+
+def test_unknown_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ls", "nosuchscheme://host/db"])
+    _assert_one_line_error(code, capsys.readouterr().err, "nosuchscheme", "known schemes")
+
+
+def test_password_is_masked_in_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ls", "nosuchscheme://user:s3cret@host/db"])
+    err = capsys.readouterr().err
+    _assert_one_line_error(code, err)
+    assert "s3cret" not in err
+
+
+@needs_journal
+def test_ls_missing_file_is_an_error_and_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ls", f"pickled://{tmp_path}/missing.pkl"])
+    _assert_one_line_error(code, capsys.readouterr().err, "no store at")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_refuses_a_non_empty_server_store(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", mem_uri[0], "--n", "10", "--repeat", "1", "-q"])
+    _assert_one_line_error(code, capsys.readouterr().err, "empty 'trials' collection")
+
+
+def test_bench_bad_n_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--n", "ten"])
+    assert e.value.code == 2
+    assert "not a list of counts" in capsys.readouterr().err
+
+
+# -- bench, in process ------------------------------------------------------------------------------
+def test_bench_ephemeral_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "ephemeral:", "--n", "200", "--repeat", "1", "--check", "-q"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("store"))
+    for col in ("level", "n", "insert/s", "query ms", "log/s", "claim/s"):
+        assert col in header
+    for level in ("store", "protocol", "ref:dict"):
+        assert any(line.split()[:3] == ["ephemeral", level, "200"] for line in out.splitlines())
+    assert "targets:" in out
+    assert "PASS" in out or "MISS" in out
+
+
+def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.CaptureFixture[str]) -> None:
+    store = MemoryStore()
+    store.close = lambda: None  # type: ignore[method-assign]
+    register("clibench", lambda uri: store, replace=True)
+    try:
+        assert main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "-q"]) == 0
+    finally:
+        unregister("clibench")
+    report = json.loads(capsys.readouterr().out)
+    assert {r["level"] for r in report["rows"]} == {"store", "protocol"}
+    assert all(r["ratio"] is None and r["claimed"] == r["n"] for r in report["rows"])
+    assert report["checks"] == []
+    assert store.count("trials") == 0
+
+
+@needs_journal
+def test_bench_pickled_file_in_tmp_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"pickled://{tmp_path}/bench.pkl"
+    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    levels = {r["level"]: r for r in report["rows"]}
+    assert set(levels) == {"store", "protocol", "ref:fsync"}
+    assert all(r["claimed"] == 200 for r in report["rows"])
+    assert levels["store"]["ratio"]["insert"] > 0
+    assert list(tmp_path.iterdir()) == []  # the bench's files are gone
+
+
+@needs_journal
+def test_ls_and_show_pickled(pickled_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, trials = pickled_uri
+    assert main(["ls", uri]) == 0
+    out = capsys.readouterr().out
+    assert all(t.uid in out for t in trials)
+    assert main(["show", uri, trials[2].uid]) == 0
+    assert json.loads(capsys.readouterr().out)["status"]["name"] == "Completed"
+
+
+# -- as a subprocess ---------------------------------------------------------------------------------
+@needs_journal
+def test_subprocess_ls_show(pickled_uri) -> None:
+    uri, trials = pickled_uri
+    r = _cli("ls", uri)
+    assert r.returncode == 0, r.stderr
+    assert all(t.uid in r.stdout for t in trials)
+    r = _cli("show", uri, trials[0].uid)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["uid"] == trials[0].uid
+
+
+def test_subprocess_ls_ephemeral_is_empty() -> None:
+    r = _cli("ls", "ephemeral:")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["uid", "status", "group", "parameters"]
+
+
+def test_subprocess_bench_ephemeral() -> None:
+    r = _cli("bench", "ephemeral:", "--n", "200", "--repeat", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert [(x["level"], x["claimed"]) for x in report["rows"]] == [
+        ("store", 200),
+        ("protocol", 200),
+        ("ref:dict", 200),
+    ]
+
+
+@needs_journal
+def test_subprocess_bench_pickled(tmp_path: Path) -> None:
+    r = _cli("bench", f"pickled://{tmp_path}/b.pkl", "--n", "200", "--repeat", "1", "--level", "store")
+    assert r.returncode == 0, r.stderr
+    assert any(line.split()[:3] == ["pickled", "store", "200"] for line in r.stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ls", "nosuchscheme:"],
+        ["ls", "ephemeral:", "--query", "{oops"],
+        ["show", "ephemeral:", "abc"],
+    ],
+)
+def test_subprocess_errors_are_one_line(argv: list[str]) -> None:
+    r = _cli(*argv)
+    _assert_one_line_error(r.returncode, r.stderr, "error:")
+    assert r.stdout == ""
