@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,6 @@ from track_backends import bench
 from track_backends.cli import main
 from track_backends.stores.memory import MemoryStore
 
-HAS_JOURNAL = importlib.util.find_spec("track_backends.stores.journal") is not None
-needs_journal = pytest.mark.skipif(
-    not HAS_JOURNAL, reason="track_backends.stores.journal (pickled:/file:) not written yet"
-)
 METRICS = ("insert_per_s", "query_ms", "log_per_s", "claim_per_s")
 
 
@@ -170,7 +165,6 @@ def test_format_report_has_every_row() -> None:
     assert "flatness" in text and "targets:" in text
 
 
-@needs_journal
 def test_default_run_covers_the_embedded_stores() -> None:
     report = bench.run(None, [100], levels=["store"], repeats=1)
     got = [(r["store"], r["level"]) for r in report["rows"]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,10 +16,6 @@ from track_backends.cli import URI_HELP, main
 from track_backends.stores.memory import MemoryStore
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_JOURNAL = importlib.util.find_spec("track_backends.stores.journal") is not None
-needs_journal = pytest.mark.skipif(
-    not HAS_JOURNAL, reason="track_backends.stores.journal (pickled:/file:) not written yet"
-)
 
 
 def _trials() -> list[Trial]:
@@ -48,11 +43,9 @@ def mem_uri() -> Iterator[tuple[str, list[Trial]]]:
     unregister("clitest")
 
 
-@pytest.fixture
-def pickled_uri(tmp_path: Path) -> tuple[str, list[Trial]]:
-    if not HAS_JOURNAL:
-        pytest.skip("track_backends.stores.journal (pickled:/file:) not written yet")
-    uri = f"pickled://{tmp_path}/store.pkl"
+@pytest.fixture(params=["pickled://{}/store.pkl", "file://{}/store.jsonl"], ids=["pickled", "file"])
+def journal_uri(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, list[Trial]]:
+    uri = request.param.format(tmp_path)
     with get_protocol(uri) as proto:
         trials = _fill(proto.store)
     return uri, trials
@@ -178,7 +171,6 @@ def test_password_is_masked_in_errors(capsys: pytest.CaptureFixture[str]) -> Non
     assert "s3cret" not in err
 
 
-@needs_journal
 def test_ls_missing_file_is_an_error_and_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["ls", f"pickled://{tmp_path}/missing.pkl"])
     _assert_one_line_error(code, capsys.readouterr().err, "no store at")
@@ -225,7 +217,6 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
     assert store.count("trials") == 0
 
 
-@needs_journal
 def test_bench_pickled_file_in_tmp_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"pickled://{tmp_path}/bench.pkl"
     assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "-q"]) == 0
@@ -237,9 +228,8 @@ def test_bench_pickled_file_in_tmp_path(tmp_path: Path, capsys: pytest.CaptureFi
     assert list(tmp_path.iterdir()) == []  # the bench's files are gone
 
 
-@needs_journal
-def test_ls_and_show_pickled(pickled_uri, capsys: pytest.CaptureFixture[str]) -> None:
-    uri, trials = pickled_uri
+def test_ls_and_show_journal(journal_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, trials = journal_uri
     assert main(["ls", uri]) == 0
     out = capsys.readouterr().out
     assert all(t.uid in out for t in trials)
@@ -247,10 +237,18 @@ def test_ls_and_show_pickled(pickled_uri, capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(capsys.readouterr().out)["status"]["name"] == "Completed"
 
 
+def test_ls_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    with get_protocol("file:rel.jsonl") as proto:
+        trials = _fill(proto.store)
+    assert main(["ls", "file:rel.jsonl", "--query", '{"status.name": "Created"}']) == 0
+    out = capsys.readouterr().out
+    assert trials[0].uid in out and trials[2].uid not in out
+
+
 # -- as a subprocess ---------------------------------------------------------------------------------
-@needs_journal
-def test_subprocess_ls_show(pickled_uri) -> None:
-    uri, trials = pickled_uri
+def test_subprocess_ls_show(journal_uri) -> None:
+    uri, trials = journal_uri
     r = _cli("ls", uri)
     assert r.returncode == 0, r.stderr
     assert all(t.uid in r.stdout for t in trials)
@@ -276,7 +274,6 @@ def test_subprocess_bench_ephemeral() -> None:
     ]
 
 
-@needs_journal
 def test_subprocess_bench_pickled(tmp_path: Path) -> None:
     r = _cli("bench", f"pickled://{tmp_path}/b.pkl", "--n", "200", "--repeat", "1", "--level", "store")
     assert r.returncode == 0, r.stderr
