@@ -400,6 +400,21 @@ def test_automatic_compaction_keeps_the_file_bounded(path: str, codec: str) -> N
     assert state(JournalStore(path, codec)) == state(s)
 
 
+def test_compaction_keeps_symlinks_and_permissions(tmp_path: Path, codec: str) -> None:
+    real = tmp_path / "real.db"
+    link = tmp_path / "link.db"
+    JournalStore(str(real), codec).close()
+    os.chmod(real, 0o600)
+    link.symlink_to(real)
+    s = JournalStore(str(link), codec)
+    assert s.path == str(real.resolve())
+    s.insert("trials", {"uid": "a"})
+    s.compact()
+    assert link.is_symlink() and os.stat(real).st_mode & 0o777 == 0o600
+    assert JournalStore(str(real), codec).count("trials") == 1
+    s.close()
+
+
 # -- locks -----------------------------------------------------------------------------------------
 HOLD_LOCK = """
 import fcntl, os, sys
@@ -438,6 +453,28 @@ def test_lock_timeout(path: str, codec: str) -> None:
     s.close()
     assert os.path.exists(path + ".lock")
     assert JournalStore(path, codec).count("trials") == 2
+
+
+def test_lock_timeout_between_threads(path: str, codec: str) -> None:
+    s = JournalStore(path, codec, lock_timeout=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # stands for a thread stuck inside a long operation
+        with s._lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    t0 = time.monotonic()
+    with pytest.raises(LockTimeoutError, match="thread"):
+        s.find("trials")
+    assert time.monotonic() - t0 < 1.5
+    release.set()
+    t.join()
+    assert s.find("trials") == []
+    s.close()
 
 
 # -- processes -------------------------------------------------------------------------------------

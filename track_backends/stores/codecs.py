@@ -38,6 +38,9 @@ _MAX_HEADER = 4096
 _LINE_BREAKS = re.compile("[\x85\u2028\u2029]")  # str.splitlines() splits on these; json.dumps leaves them
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
 def _escape(m: re.Match[str]) -> str:
     return f"\\u{ord(m.group()):04x}"
 
@@ -63,7 +66,7 @@ def json_line(obj: Any) -> bytes:
         EncodingError: A string holds a surrogate code point (it is not valid UTF-8, and ``jq``
             and JSONB refuse its escape).
     """
-    s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    s = _ENCODE(obj)
     if _LINE_BREAKS.search(s):  # keep one record per line for every line splitter, not just "\n"
         s = _LINE_BREAKS.sub(_escape, s)
     try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import glob
 import logging
 import math
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024
 _READ_CHUNK = 16 * 1024 * 1024
+_GC_PAUSE_BYTES = 1 << 20
 _SNAPSHOT_CHUNK = 1000  # documents per snapshot record
 _BACKOFF_START = 50e-6
 _BACKOFF_MAX = 2e-3
@@ -101,7 +103,7 @@ class JournalStore(MemoryStore):
             raise ValueError(f"compact_bytes must be an int >= 0, got {compact_bytes!r}")
         self.scheme = codec
         self._codec = CODECS[codec]
-        self.path = os.path.abspath(os.fspath(path))
+        self.path = os.path.realpath(os.fspath(path))  # compaction must replace the file, not a link
         self.lock_path = self.path + ".lock"
         self.lock_timeout = float(lock_timeout)
         self.fsync = bool(fsync)
@@ -152,36 +154,30 @@ class JournalStore(MemoryStore):
         self._depth = 0
         self._open_lock_file()
 
-    def _flock(self, exclusive: bool) -> None:
-        """Take the file lock, polling with exponential backoff until ``lock_timeout``."""
+    def _timeout(self, what: str) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"timed out after {self.lock_timeout:g} s waiting for {what} on {self.lock_path} "
+            "(another process or thread holds it; raise lock_timeout=... in the URI to wait longer)"
+        )
+
+    def _flock(self, exclusive: bool, deadline: float) -> None:
+        """Take the file lock, polling with exponential backoff until ``deadline``."""
         assert self._lock_fd is not None
         op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        try:
-            fcntl.flock(self._lock_fd, op)
-            return
-        except BlockingIOError:
-            pass
-        except OSError as e:
-            raise StoreError(f"cannot lock {self.lock_path}: {e.strerror}") from e
-        deadline = time.monotonic() + self.lock_timeout
         delay = _BACKOFF_START
         while True:
-            now = time.monotonic()
-            if now >= deadline:
-                kind = "exclusive" if exclusive else "shared"
-                raise LockTimeoutError(
-                    f"timed out after {self.lock_timeout:g} s waiting for the {kind} lock on {self.lock_path} "
-                    "(another process holds it; raise lock_timeout=... in the URI to wait longer)"
-                )
-            time.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _BACKOFF_MAX)
             try:
                 fcntl.flock(self._lock_fd, op)
                 return
             except BlockingIOError:
-                continue
+                pass
             except OSError as e:
                 raise StoreError(f"cannot lock {self.lock_path}: {e.strerror}") from e
+            now = time.monotonic()
+            if now >= deadline:
+                raise self._timeout("the exclusive lock" if exclusive else "the shared lock")
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, _BACKOFF_MAX)
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
@@ -198,7 +194,7 @@ class JournalStore(MemoryStore):
         except FileNotFoundError:
             pass
         with self._lock:
-            self._flock(True)
+            self._flock(True, time.monotonic() + self.lock_timeout)
             try:
                 try:
                     if os.stat(self.path).st_size > 0:
@@ -221,6 +217,8 @@ class JournalStore(MemoryStore):
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
             try:
+                if self._fd is not None:  # keep the journal's permissions across compactions
+                    os.fchmod(fd, os.fstat(self._fd).st_mode & 0o7777)
                 with os.fdopen(fd, "wb", buffering=1 << 20, closefd=False) as f:
                     f.write(header)
                     for c in chunks:
@@ -298,11 +296,19 @@ class JournalStore(MemoryStore):
             st = os.fstat(self._fd)
             self._ident = (st.st_dev, st.st_ino)
         if size > self._offset:
+            # A bulk load allocates millions of objects that all stay alive: the cyclic GC would
+            # rescan them again and again (more than half the load time), so pause it meanwhile.
+            pause_gc = size - self._offset > _GC_PAUSE_BYTES and gc.isenabled()
+            if pause_gc:
+                gc.disable()
             try:
                 self._replay(size)
             except BaseException:
                 self._ident = None  # the state may be half-applied: reload next time
                 raise
+            finally:
+                if pause_gc:
+                    gc.enable()
         if exclusive and size > self._offset:
             self._truncate_torn_tail(size)
 
@@ -355,7 +361,10 @@ class JournalStore(MemoryStore):
     # -- MemoryStore hooks -----------------------------------------------------------------------
     @contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
-        with self._lock:
+        deadline = time.monotonic() + self.lock_timeout
+        if not self._lock.acquire(timeout=self.lock_timeout):
+            raise self._timeout("another thread of this process to release the store")
+        try:
             self._check_open()
             if self._depth:  # nested call in the same thread: the lock is already ours
                 if exclusive and not self._exclusive:
@@ -368,16 +377,18 @@ class JournalStore(MemoryStore):
                 return
             if os.getpid() != self._pid:
                 self._after_fork()
-            self._flock(exclusive)
+            self._flock(exclusive, deadline)
             self._depth, self._exclusive = 1, exclusive
             try:
                 self._catch_up(exclusive)
                 yield
-                if self._want_compact:
+                if self._want_compact and exclusive:
                     self._auto_compact()
             finally:
                 self._depth, self._exclusive = 0, False
                 self._unlock()
+        finally:
+            self._lock.release()
 
     def _reading(self) -> Any:
         return self._locked(False)
