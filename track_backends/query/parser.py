@@ -148,8 +148,8 @@ def _regex(path: str, pattern: Any, options: Any) -> Regex:
 
 
 def _elem_match(path: str, arg: dict[str, Any]) -> ElemMatch:
-    if not arg:
-        raise QueryError(f"$elemMatch on {path!r} needs at least one condition")
+    if not arg:  # MongoDB accepts it: an array with an element that is a document or an array
+        return ElemMatch(path, MATCH_ALL, value_mode=False)
     keys = [k for k in arg if type(k) is str]
     if keys and all(k.startswith("$") for k in keys) and not all(k in LOGICAL_OPERATORS for k in keys):
         nodes = _parse_operators("", arg)

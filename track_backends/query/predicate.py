@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .ast import All, And, Compare, ElemMatch, Exists, In, Node, Nor, Not, Or, Regex, Size
-from .parser import parse
-from .paths import MISSING, expand, resolve, split_path
+from .parser import MATCH_ALL, parse
+from .paths import MISSING, Terminal, expand, resolve, split_path, unwrap
 from .values import NULL, bracket, compare, values_equal
 
 Predicate = Callable[[Any], bool]
@@ -98,14 +98,37 @@ def _values_test(node: Node) -> Callable[[list[Any]], bool]:
         return lambda vals: all(t(vals) for t in tests)
     if isinstance(node, Size):
         n = node.size
-        return lambda vals: any(type(v) is list and len(v) == n for v in vals)
+        return lambda vals: any(type(a) is list and len(a) == n for a in map(unwrap, vals))
     if isinstance(node, ElemMatch):
-        sub = compile_node(node.query)
-        return lambda vals: any(type(v) is list and any(sub(el) for el in v) for v in vals)
+        return _elem_match(node)
     if isinstance(node, Not):
         sub = compile_node(node.query)
         return lambda vals: not sub(_Reached(vals))
     raise TypeError(f"not a field node: {node!r}")
+
+
+def _elem_match(node: ElemMatch) -> Callable[[list[Any]], bool]:
+    """``$elemMatch``: some element of an array the path reaches matches the sub-query.
+
+    The element is matched as a terminal value: an element that is itself an array is not
+    searched by membership. In value mode the operators apply to the element; otherwise the
+    sub-query applies to elements that are documents (an empty sub-query also accepts
+    elements that are arrays).
+    """
+    sub = compile_node(node.query)
+    if node.value_mode:
+
+        def element_matches(el: Any) -> bool:
+            return sub(_Reached([Terminal(el) if type(el) is list else el]))
+
+        return lambda vals: any(type(a) is list and any(map(element_matches, a)) for a in map(unwrap, vals))
+    if node.query == MATCH_ALL:
+        return lambda vals: any(
+            type(a) is list and any(type(el) in (dict, list) for el in a) for a in map(unwrap, vals)
+        )
+    return lambda vals: any(
+        type(a) is list and any(type(el) is dict and sub(el) for el in a) for a in map(unwrap, vals)
+    )
 
 
 class _Reached:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import QueryError
@@ -16,6 +16,7 @@ class Projection:
     include: bool
     paths: tuple[tuple[str, ...], ...]
     keep_uid: bool
+    tree: Any = field(default=None, compare=False, repr=False)  # inclusions as a tree, built once
 
 
 def parse_projection(projection: Any) -> Projection | None:
@@ -51,33 +52,60 @@ def parse_projection(projection: Any) -> Projection | None:
     kinds = set(flags.values())
     if len(kinds) > 1:
         raise QueryError("a projection cannot mix inclusion and exclusion (except of 'uid')")
+    for a in flags:
+        for b in flags:
+            if b.startswith(a + "."):
+                raise QueryError(f"projection paths {a!r} and {b!r} collide")
     if not flags:
+        if not projection:  # {} means the whole document, as in MongoDB
+            return None
         return Projection(include=keep_uid, paths=(), keep_uid=keep_uid)
-    return Projection(include=kinds.pop(), paths=tuple(split_path(p) for p in flags), keep_uid=keep_uid)
+    paths = tuple(split_path(p) for p in flags)
+    include = kinds.pop()
+    tree = _tree(paths + ((("uid",),) if keep_uid else ())) if include else None
+    return Projection(include=include, paths=paths, keep_uid=keep_uid, tree=tree)
 
 
-def _include(doc: Any, parts: tuple[str, ...], out: dict[str, Any]) -> None:
-    head, rest = parts[0], parts[1:]
-    if head not in doc:
-        return
-    value = doc[head]
-    if not rest:
-        out[head] = value
-        return
-    if type(value) is dict:
-        sub = out.get(head)
-        if type(sub) is not dict:
-            sub = out[head] = {}
-        _include(value, rest, sub)
-    elif type(value) is list:
-        prev = out.get(head)
-        items = []
-        for i, el in enumerate(value):
-            if type(el) is dict:
-                base = prev[i] if type(prev) is list and i < len(prev) and type(prev[i]) is dict else {}
-                _include(el, rest, base)
-                items.append(base)
-        out[head] = items
+def _tree(paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """The included paths as a tree of field names; ``True`` marks a whole included field."""
+    tree: dict[str, Any] = {}
+    for parts in paths:
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = True
+    return tree
+
+
+def _include(doc: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    """Keep the fields of ``doc`` that ``tree`` names, in the document's own field order."""
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        sub = tree.get(key)
+        if sub is None:
+            continue
+        if sub is True:
+            out[key] = value
+        elif type(value) is dict:
+            out[key] = _include(value, sub)
+        elif type(value) is list:
+            out[key] = _include_array(value, sub)
+    return out
+
+
+def _include_array(value: list[Any], tree: dict[str, Any]) -> list[Any]:
+    """Project every document of an array, nested arrays included.
+
+    Elements that are neither documents nor arrays are dropped, as MongoDB does.
+    """
+    items: list[Any] = []
+    for el in value:
+        t = type(el)
+        if t is dict:
+            items.append(_include(el, tree))
+        elif t is list:
+            items.append(_include_array(el, tree))
+    return items
 
 
 def _exclude(doc: Any, parts: tuple[str, ...]) -> None:
@@ -99,12 +127,10 @@ def project(doc: dict[str, Any], projection: Projection | None) -> dict[str, Any
     if projection is None:
         return doc
     if projection.include:
-        out: dict[str, Any] = {}
-        if projection.keep_uid and "uid" in doc:
-            out["uid"] = doc["uid"]
-        for parts in projection.paths:
-            _include(doc, parts, out)
-        return out
+        tree = projection.tree
+        if tree is None:
+            tree = _tree(projection.paths + ((("uid",),) if projection.keep_uid else ()))
+        return _include(doc, tree)
     for parts in projection.paths:
         _exclude(doc, parts)
     if not projection.keep_uid:

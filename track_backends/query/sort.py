@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import QueryError
-from .paths import MISSING, resolve, split_path
+from .paths import split_path
 from .values import compare, sort_key
 
 SortSpec = tuple[tuple[str, int], ...]
@@ -45,26 +45,74 @@ def parse_sort(sort: Any) -> SortSpec:
     return tuple(out)
 
 
+def _sort_path_values(doc: Any, parts: tuple[str, ...]) -> list[tuple[Any, bool]]:
+    """The ``(value, indexed)`` pairs a sort path reaches; ``indexed`` when the last step was an index.
+
+    Unlike query matching, a document (or element) that lacks the field contributes nothing,
+    so ``a: [{b: 1}, {}]`` sorts by ``1`` on ``a.b``. Arrays fan out one level; a numeric part
+    both indexes an array and names a field of its document elements.
+    """
+    current: list[tuple[Any, bool]] = [(doc, False)]
+    for part in parts:
+        nxt: list[tuple[Any, bool]] = []
+        for cur, _ in current:
+            t = type(cur)
+            if t is dict:
+                if part in cur:
+                    nxt.append((cur[part], False))
+            elif t is list:
+                if part.isdigit() and int(part) < len(cur):
+                    nxt.append((cur[int(part)], True))
+                for el in cur:
+                    if type(el) is dict and part in el:
+                        nxt.append((el[part], False))
+        current = nxt
+    return current
+
+
+class _EmptyArray:
+    """The sort value of an empty array: below null (MongoDB's BSON comparison order)."""
+
+    __slots__ = ()
+
+
+_EMPTY = _EmptyArray()
+
+
+def _key(value: Any) -> tuple[int, Any]:
+    if value is _EMPTY:
+        return (0, None)
+    return (1, sort_key(value))
+
+
 def _sort_value(doc: Any, parts: tuple[str, ...], direction: int) -> Any:
-    vals = [v for v in resolve(doc, parts)]
-    flat: list[Any] = []
-    for v in vals:
-        if v is MISSING:
-            flat.append(None)
-        elif type(v) is list:
-            flat.extend(v if v else [None])
-        else:
-            flat.append(v)
-    if len(flat) == 1:
-        return flat[0]
-    return min(flat, key=sort_key) if direction > 0 else max(flat, key=sort_key)
+    """The value a document sorts by on one path.
+
+    An array reached by a field name sorts by its smallest element ascending and its largest
+    descending (an empty array sorts below null); an array reached by an index sorts as a
+    whole. A path that reaches nothing sorts as null.
+    """
+    values = _sort_path_values(doc, parts)
+    if not values:
+        return None
+    pick = min if direction > 0 else max
+    reps = []
+    for v, indexed in values:
+        if type(v) is list and not indexed:
+            v = pick(v, key=sort_key) if v else _EMPTY
+        reps.append(v)
+    return reps[0] if len(reps) == 1 else pick(reps, key=_key)
 
 
 def sort_documents(docs: list[dict[str, Any]], spec: SortSpec) -> list[dict[str, Any]]:
-    """Sort documents in place (stable) by ``spec``; arrays sort by their min (asc) or max (desc)."""
+    """Sort documents in place (stable) by ``spec``, in MongoDB's order.
+
+    Values of different types sort by the BSON type order (null, numbers, strings, documents,
+    arrays, booleans); a missing field sorts as null.
+    """
     for path, direction in reversed(spec):
         parts = split_path(path)
-        keyed = [(sort_key(_sort_value(d, parts, direction)), d) for d in docs]
+        keyed = [(_key(_sort_value(d, parts, direction)), d) for d in docs]
         keyed.sort(key=lambda kd: kd[0], reverse=direction < 0)
         docs[:] = [d for _, d in keyed]
     return docs

@@ -9,11 +9,12 @@ and ``uid`` can never be changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cmp_to_key
 from typing import Any
 
 from ..encoding import encode
 from ..errors import EncodingError, QueryError, UnsupportedOperatorError
-from .ast import And, Compare, Node
+from .ast import And, Compare, In, Node
 from .paths import split_path
 from .values import values_equal
 
@@ -21,9 +22,41 @@ UPDATE_OPERATORS = ("$set", "$unset", "$inc", "$push", "$addToSet", "$setOnInser
 IMMUTABLE_FIELDS = frozenset(["uid"])
 
 
+def _part_cmp(a: str, b: str) -> int:
+    if a.isdigit() and b.isdigit():  # numeric names in numeric order
+        x, y = int(a), int(b)
+        return (x > y) - (x < y)
+    return (a > b) - (a < b)
+
+
+def _path_cmp(a: tuple[str, tuple[str, ...], Any], b: tuple[str, tuple[str, ...], Any]) -> int:
+    for x, y in zip(a[1], b[1]):
+        c = _part_cmp(x, y)
+        if c:
+            return c
+    return len(a[1]) - len(b[1])
+
+
+_op_order = cmp_to_key(_path_cmp)
+
+
+def mongo_order(ops: list[tuple[str, tuple[str, ...], Any]]) -> tuple[tuple[str, tuple[str, ...], Any], ...]:
+    """Order operations as MongoDB (5.0+) applies them: by path, lexicographically.
+
+    Fields with numeric names are ordered numerically. Paths never overlap, so the order only
+    decides where newly created fields go: after the existing ones, in this order.
+    """
+    if len(ops) > 1:
+        ops = sorted(ops, key=_op_order)
+    return tuple(ops)
+
+
 @dataclass(frozen=True, slots=True)
 class Update:
-    """A validated update: ``(operator, path parts, value)`` triples in document order."""
+    """A validated update: ``(operator, path parts, value)`` triples in application order.
+
+    The order is MongoDB's (see :func:`mongo_order`), not the order of the update document.
+    """
 
     ops: tuple[tuple[str, tuple[str, ...], Any], ...]
     source: dict[str, Any]
@@ -42,7 +75,7 @@ class Update:
         ops = []
         for op, path, value in record:
             ops.append((op, split_path(path), ("each", value) if op in ("$push", "$addToSet") else value))
-        return Update(tuple(ops), {})
+        return Update(mongo_order(ops), {})
 
 
 def parse_update(update: Any) -> Update:
@@ -70,8 +103,8 @@ def parse_update(update: Any) -> Update:
             if isinstance(op, str) and op.startswith("$"):
                 raise UnsupportedOperatorError(f"unknown update operator {op!r}")
             raise QueryError(f"update documents take operators such as $set, not field {op!r}")
-        if not isinstance(fields, dict) or not fields:
-            raise QueryError(f"{op} takes a non-empty dict of fields, got {fields!r:.80}")
+        if not isinstance(fields, dict):
+            raise QueryError(f"{op} takes a dict of fields, got {fields!r:.80}")
         for path, value in fields.items():
             if type(path) is not str or not path or any(not p for p in path.split(".")):
                 raise QueryError(f"malformed field path {path!r} in {op}")
@@ -86,7 +119,7 @@ def parse_update(update: Any) -> Update:
                     raise QueryError(f"update paths {'.'.join(other)!r} and {path!r} conflict")
             seen.append(parts)
             ops.append((op, parts, _operand(op, path, value)))
-    return Update(tuple(ops), update)
+    return Update(mongo_order(ops), update)
 
 
 def _operand(op: str, path: str, value: Any) -> Any:
@@ -108,38 +141,55 @@ def _operand(op: str, path: str, value: Any) -> Any:
 
 
 def _container(doc: dict[str, Any], parts: tuple[str, ...], create: bool, path: str) -> tuple[Any, str] | None:
-    """Walk to the parent of the last part, creating documents when ``create``."""
+    """Walk to the parent of the last part.
+
+    With ``create``, missing fields become documents and indexes past the end of an array pad it
+    with nulls, as MongoDB does; anything else in the way (null, a scalar, an array addressed by
+    a field name) raises. Without ``create`` (``$unset``), a path that does not fully exist
+    returns ``None``.
+    """
     cur: Any = doc
     for i, part in enumerate(parts[:-1]):
-        if type(cur) is dict:
-            nxt = cur.get(part)
-            if nxt is None:
+        t = type(cur)
+        if t is dict:
+            nxt = cur.get(part, _ABSENT)
+            if nxt is _ABSENT:
                 if not create:
                     return None
                 nxt = cur[part] = {}
-            cur = nxt
-        elif type(cur) is list and part.isdigit():
+        elif t is list and part.isdigit():
             idx = int(part)
-            if idx >= len(cur):
+            if idx < len(cur):
+                nxt = cur[idx]
+            else:
                 if not create:
                     return None
-                cur.extend([None] * (idx + 1 - len(cur)))
-            if cur[idx] is None:
-                if not create:
-                    return None
-                cur[idx] = {}
-            cur = cur[idx]
+                cur.extend([None] * (idx - len(cur)))
+                nxt = {}
+                cur.append(nxt)
         else:
             if not create:
                 return None
-            where = ".".join(parts[: i + 1])
-            raise QueryError(f"cannot create field {part!r} inside {where!r} (a {type(cur).__name__}) for {path!r}")
+            where = ".".join(parts[:i]) or "the document"
+            raise QueryError(f"cannot create field {part!r} inside {where!r} ({_type_name(cur)}) for {path!r}")
+        cur = nxt
     last = parts[-1]
-    if type(cur) is list and not last.isdigit():
-        raise QueryError(f"cannot set field {last!r} of an array for {'.'.join(parts)!r}")
-    if type(cur) not in (dict, list):
-        raise QueryError(f"cannot set {'.'.join(parts)!r}: its parent is a {type(cur).__name__}")
-    return cur, last
+    t = type(cur)
+    if t is dict or (t is list and last.isdigit()):
+        return cur, last
+    if not create:
+        return None
+    where = ".".join(parts[:-1])
+    raise QueryError(f"cannot create field {last!r} inside {where!r} ({_type_name(cur)}) for {path!r}")
+
+
+def _type_name(value: Any) -> str:
+    """Name the type of a stored value with an article, for messages ("a document", "null")."""
+    if value is None:
+        return "null"
+    name = {dict: "document", list: "array", str: "string", bool: "boolean", int: "integer", float: "float"}
+    n = name.get(type(value), type(value).__name__)
+    return f"an {n}" if n[0] in "aeiou" else f"a {n}"
 
 
 def _get(cur: Any, last: str) -> Any:
@@ -201,15 +251,15 @@ def apply_update(doc: dict[str, Any], update: Update, *, inserting: bool = False
             elif type(old) in (int, float):
                 _put(cur, last, _inc(old, value, path))
             else:
-                raise QueryError(f"$inc on {path!r}: the field holds a {type(old).__name__}, not a number")
+                raise QueryError(f"$inc on {path!r}: the field holds {_type_name(old)}, not a number")
         else:  # $push / $addToSet with ("each", items)
             items = value[1]
             old = _get(cur, last)
-            if old is _ABSENT or old is None and type(cur) is list:
+            if old is _ABSENT:
                 old = []
                 _put(cur, last, old)
             elif type(old) is not list:
-                raise QueryError(f"{op} on {path!r}: the field holds a {type(old).__name__}, not an array")
+                raise QueryError(f"{op} on {path!r}: the field holds {_type_name(old)}, not an array")
             for item in items:
                 if op == "$push" or not any(values_equal(item, x) for x in old):
                     old.append(_copy(item))
@@ -232,19 +282,31 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def upsert_seed(node: Node) -> dict[str, Any]:
-    """Build the document an upsert starts from: the query's top-level equality fields."""
-    seed: dict[str, Any] = {}
-    nodes = node.children if isinstance(node, And) else (node,)
-    for n in nodes:
-        if isinstance(n, Compare) and n.op == "$eq":
-            parts = split_path(n.path)
-            cur = seed
-            for p in parts[:-1]:
-                cur = cur.setdefault(p, {})
-                if type(cur) is not dict:
-                    break
-            else:
-                cur[parts[-1]] = _copy(n.value)
-    return seed
+def _equalities(node: Node, out: list[tuple[str, tuple[str, ...], Any]]) -> None:
+    if isinstance(node, And):
+        for child in node.children:
+            _equalities(child, out)
+    elif isinstance(node, Compare) and node.op == "$eq":
+        out.append(("$eq", split_path(node.path), node.value))
+    elif isinstance(node, In) and not node.negate and len(node.values) == 1:  # {$in: [v]} is {$eq: v}
+        out.append(("$eq", split_path(node.path), node.values[0]))
 
+
+def upsert_seed(node: Node) -> dict[str, Any]:
+    """Build the document an upsert starts from: the query's equality fields.
+
+    Top-level equalities (also inside ``$and``, and one-value ``$in``) are set in path order,
+    as MongoDB does; the update is applied to the result.
+    """
+    pairs: list[tuple[str, tuple[str, ...], Any]] = []
+    _equalities(node, pairs)
+    seed: dict[str, Any] = {}
+    for _, parts, value in mongo_order(pairs):
+        cur = seed
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+            if type(cur) is not dict:
+                break
+        else:
+            cur[parts[-1]] = _copy(value)
+    return seed
