@@ -209,12 +209,16 @@ def _garbage_tail(codec: str, kind: str) -> bytes:
         return frame[: len(frame) // 2]
     if kind == "tiny":
         return frame[:3]
+    if kind == "zeros":  # size grew but the data never reached the disk (power loss)
+        return b"\0" * 700
+    if kind == "zeroed_start":  # only the first block of the record was lost
+        return b"\0" * 10 + frame[10:]
     garbled = bytearray(frame)  # a complete last record with a flipped byte
     garbled[len(garbled) // 2] ^= 0x55
     return bytes(garbled)
 
 
-@pytest.mark.parametrize("kind", ["half", "tiny", "garbled"])
+@pytest.mark.parametrize("kind", ["half", "tiny", "garbled", "zeros", "zeroed_start"])
 def test_torn_tail_is_ignored_then_truncated(path: str, codec: str, kind: str) -> None:
     s = JournalStore(path, codec)
     fill(s)
@@ -240,6 +244,26 @@ def test_torn_tail_is_ignored_then_truncated(path: str, codec: str, kind: str) -
     assert again.count("trials") == before["trials"][0].__len__() + 1
     for st in (reader, again):
         st.close()
+
+
+def test_replay_in_small_chunks(path: str, codec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from track_backends.stores import journal
+
+    s = JournalStore(path, codec)
+    fill(s)
+    s.insert_many("trials", [{"uid": f"big{i}", "pad": "z" * 300} for i in range(20)])  # records > chunk
+    before = state(s)
+    s.close()
+    monkeypatch.setattr(journal, "_READ_CHUNK", 97)
+    assert state(JournalStore(path, codec)) == before
+    damaged = path + ".damaged"
+    shutil.copy(path, damaged)
+    _flip_byte_in_record(damaged, codec, 2)
+    with pytest.raises(CorruptStoreError, match="damaged"):
+        JournalStore(damaged, codec)
+    with open(path, "ab") as f:
+        f.write(_garbage_tail(codec, "zeroed_start"))
+    assert state(JournalStore(path, codec)) == before
 
 
 def test_torn_tail_seen_by_an_open_store(path: str, codec: str) -> None:

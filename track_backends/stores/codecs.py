@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 RECORD_KINDS = frozenset(("insert", "update", "delete", "index"))
 
 _FRAME = struct.Struct(">II")
+_PICKLE_START = b"\x80\x05"  # PROTO 5: how every pickled payload starts
 _LINE_PREFIX = b'{"k":'
 _LINE_MIDDLE = b',"r":'
 _MAX_HEADER = 4096
@@ -170,6 +171,14 @@ class Codec:
         """
         raise NotImplementedError
 
+    def valid_after(self, buf: bytes, start: int) -> bool:
+        """Whether a checksum-valid record starts anywhere in ``buf`` after byte ``start``.
+
+        Tells a torn write (garbage, zeros or a partial record, and nothing valid after it) from
+        damage in the middle of a journal.
+        """
+        raise NotImplementedError
+
 
 class PickleCodec(Codec):
     """Length- and CRC-framed pickles (``pickled:``)."""
@@ -202,6 +211,19 @@ class PickleCodec(Codec):
             yield rec, end
             pos = end
 
+    def valid_after(self, buf: bytes, start: int) -> bool:
+        n = len(buf)
+        view = memoryview(buf)
+        i = start + 9  # a frame starting at start + 1 or later has its pickle at start + 9 or later
+        while True:
+            i = buf.find(_PICKLE_START, i)
+            if i < 0:
+                return False
+            length, crc = _FRAME.unpack_from(buf, i - 8)
+            if length and i + length <= n and zlib.crc32(view[i : i + length]) == crc:
+                return True
+            i += 1
+
 
 class JsonLinesCodec(Codec):
     """Checksummed JSON lines (``file:``)."""
@@ -229,6 +251,17 @@ class JsonLinesCodec(Codec):
                 raise BadFrame(pos, end, "not a journal record")
             yield rec, end
             pos = end
+
+    def valid_after(self, buf: bytes, start: int) -> bool:
+        pos = buf.find(b"\n", start) + 1
+        while pos:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                return False
+            if _line_payload(buf[pos:nl]) is not None:
+                return True
+            pos = nl + 1
+        return False
 
 
 CODECS: dict[str, Codec] = {"pickled": PickleCodec(), "file": JsonLinesCodec()}

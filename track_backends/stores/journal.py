@@ -338,8 +338,10 @@ class JournalStore(MemoryStore):
                         ) from e
                     self._offset = base + end
             except BadFrame as bad:
-                if at_eof and bad.end == len(buf):
-                    return  # a garbled last record: a torn write
+                if not at_eof:  # torn or damaged? that depends on everything after it
+                    buf += os.pread(self._fd, size - read_to, read_to)
+                if not codec.valid_after(buf, bad.start):
+                    return  # a torn (partial, garbled or zero-filled) last write: ignore it
                 raise CorruptStoreError(
                     f"{self.path} is damaged: the record at byte {base + bad.start} is bad ({bad.reason}) and "
                     "valid data follows it"
