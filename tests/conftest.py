@@ -49,7 +49,7 @@ def mongo_wire_client(mongo_wire_uri: str) -> Iterator[Any]:
         client.admin.command("ping")
     except Exception as e:  # noqa: BLE001 - any failure means the server is unusable
         client.close()
-        unavailable(f"MongoDB-wire server at {mongo_wire_uri} does not answer: {e}")
+        unavailable(f"MongoDB-wire server at {mongo_wire_uri} does not answer: {str(e)[:200]}")
         return
     yield client
     client.close()

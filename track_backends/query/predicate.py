@@ -76,6 +76,15 @@ def _values_test(node: Node) -> Callable[[list[Any]], bool]:
             return lambda vals: not eq(vals)
         return _order(node.op, node.value)
     if isinstance(node, In):
+        kinds = {type(v) for v in node.values}
+        if node.values and (kinds == {str} or kinds <= {int, float}):  # the fast, common case: a set lookup
+            allowed = frozenset(node.values)
+            ok = (str,) if kinds == {str} else (int, float)
+
+            def any_in(vals: list[Any]) -> bool:
+                return any(type(v) in ok and v in allowed for v in expand(vals))
+
+            return (lambda vals: not any_in(vals)) if node.negate else any_in
         tests = [_eq_value(v) for v in node.values]
         if node.negate:
             return lambda vals: not any(t(vals) for t in tests)
