@@ -9,3 +9,19 @@ class TestEphemeral(StoreContract, ProtocolContract, ClaimContract):
     @pytest.fixture
     def store_uri(self):
         return "ephemeral:"
+
+
+class TestPickled(StoreContract, ProtocolContract, ClaimContract):
+    multiprocess = True
+
+    @pytest.fixture
+    def store_uri(self, tmp_path):
+        return f"pickled://{tmp_path}/store.pkl"
+
+
+class TestFile(StoreContract, ProtocolContract, ClaimContract):
+    multiprocess = True
+
+    @pytest.fixture
+    def store_uri(self, tmp_path):
+        return f"file://{tmp_path}/store.jsonl"
