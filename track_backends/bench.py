@@ -18,6 +18,11 @@ Reference rows, measured in the same run, give the floor each store is compared 
 plain dict operations for the memory store, and a raw ``os.write`` + ``os.fdatasync`` of the
 same record bytes for the journal stores. Ratios are ``store rate / reference rate`` (for the
 query, ``reference ms / store ms``), so 1.0 means "as fast as the floor".
+
+Method: documents and Trial objects are built before the clock starts; each store gets an
+untimed warm-up run of 100 trials; each timed phase starts after a ``gc.collect()`` (when the
+collector is on), so a short phase does not pay for garbage left by the previous one; every
+measurement is the median of 5, 3 or 1 runs depending on its cost, each on a fresh store.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ GROUP = "g"
 PENDING: dict[str, Any] = {"group_id": GROUP, "status.name": {"$in": ["Created", "Interrupted"]}}
 CLAIM_UPDATE: dict[str, Any] = {"$set": {"status": Status.Running.to_doc()}}
 LOG_OPS = 200
+WARMUP_N = 100
 DEFAULT_NS = (1_000, 10_000)
 FULL_NS = (1_000, 10_000, 100_000)
 LEVELS = ("store", "protocol")
@@ -95,6 +101,13 @@ def _log_args(i: int) -> tuple[int, float]:
     return i % 50, 1.0 / (i + 1)
 
 
+def _start() -> float:
+    """Start timing a phase: collect garbage first (if gc is on) so that no phase inherits a debt."""
+    if gc.isenabled():
+        gc.collect()
+    return time.perf_counter()
+
+
 def _check(what: str, got: int, n: int) -> None:
     if got != n:
         raise BenchError(f"{what}: expected {n}, got {got}")
@@ -118,26 +131,26 @@ def store_workload(store: Store, n: int) -> Result:
     """
     docs = [trial_doc(i) for i in range(n)]
     store.ensure_index(TRIALS, "uid", unique=True)
-    t = time.perf_counter()
+    t = _start()
     for d in docs:
         store.insert(TRIALS, d)
     t_insert = time.perf_counter() - t
 
-    t = time.perf_counter()
+    t = _start()
     found = store.find(TRIALS, PENDING)
     query_ms = (time.perf_counter() - t) * 1e3
     _check("pending query", len(found), n)
     del found
 
     n_log = min(n, LOG_OPS)
-    t = time.perf_counter()
+    t = _start()
     for i in range(n_log):
         if store.update(TRIALS, {"uid": docs[i]["uid"]}, {"$push": {"metrics.loss": list(_log_args(i))}}) != 1:
             raise BenchError(f"log: trial {docs[i]['uid']} was not updated")
     t_log = time.perf_counter() - t
 
     claimed: list[str] = []
-    t = time.perf_counter()
+    t = _start()
     while (doc := store.find_one_and_update(TRIALS, PENDING, CLAIM_UPDATE)) is not None:
         claimed.append(doc["uid"])
     t_claim = time.perf_counter() - t
@@ -154,27 +167,27 @@ def protocol_workload(store: Store, n: int) -> Result:
     """
     proto = get_protocol(store)
     trials = [trial_obj(i) for i in range(n)]
-    t = time.perf_counter()
+    t = _start()
     for tr in trials:
         if proto.new_trial(tr) is None:
             raise BenchError(f"new_trial refused trial {tr.parameters['id']}")
     t_insert = time.perf_counter() - t
 
-    t = time.perf_counter()
+    t = _start()
     found = proto.fetch_trials(PENDING)
     query_ms = (time.perf_counter() - t) * 1e3
     _check("fetch_trials", len(found), n)
     del found
 
     n_log = min(n, LOG_OPS)
-    t = time.perf_counter()
+    t = _start()
     for i in range(n_log):
         step, value = _log_args(i)
         proto.log_trial_metrics(trials[i], step=step, loss=value)
     t_log = time.perf_counter() - t
 
     claimed: list[Trial] = []
-    t = time.perf_counter()
+    t = _start()
     while (tr := proto.fetch_and_update_trial(PENDING, "set_trial_status", status=Status.Running)) is not None:
         claimed.append(tr)
     t_claim = time.perf_counter() - t
@@ -199,18 +212,18 @@ def dict_reference(n: int) -> Result:
     """
     docs = [trial_doc(i) for i in range(n)]
     store: dict[str, Document] = {}
-    t = time.perf_counter()
+    t = _start()
     for d in docs:
         store[d["uid"]] = marshal.loads(marshal.dumps(d))
     t_insert = time.perf_counter() - t
 
-    t = time.perf_counter()
+    t = _start()
     found = _dict_scan(store)
     query_ms = (time.perf_counter() - t) * 1e3
     _check("reference scan", len(found), n)
 
     n_log = min(n, LOG_OPS)
-    t = time.perf_counter()
+    t = _start()
     for i in range(n_log):
         store[docs[i]["uid"]]["metrics"].setdefault("loss", []).append(list(_log_args(i)))
     t_log = time.perf_counter() - t
@@ -218,7 +231,7 @@ def dict_reference(n: int) -> Result:
     pending = dict(store)
     running = Status.Running.to_doc()
     got = 0
-    t = time.perf_counter()
+    t = _start()
     while pending:
         _, d = pending.popitem()
         d["status"] = dict(running)
@@ -250,7 +263,7 @@ def _update_record(update: dict[str, Any]) -> Any:
 
 
 def _append_fsync(fd: int, records: list[bytes]) -> float:
-    t = time.perf_counter()
+    t = _start()
     for data in records:
         os.write(fd, data)
         os.fdatasync(fd)
@@ -285,7 +298,7 @@ def fsync_reference(n: int, scheme: str, directory: str, cap: int = FSYNC_REF_CA
         os.close(fd)
         os.unlink(path)
     by_dict = {d["uid"]: d for d in docs}
-    t = time.perf_counter()
+    t = _start()
     _check("reference scan", len(_dict_scan(by_dict)), n)
     query_ms = (time.perf_counter() - t) * 1e3
     return _result(n, t_insert, query_ms, n_log, t_log, t_claim)
@@ -432,9 +445,14 @@ def run(
     targets = [Target(p.scheme, p) for p in map(parse_uri, uris)]
     workloads = {"store": store_workload, "protocol": protocol_workload}
     rows: list[dict[str, Any]] = []
+    meta = _meta(ns, levels, repeats, no_gc)
     try:
         with _gc_disabled(no_gc):
             for target in targets:
+                say(f"{target.label} warm-up")
+                for level in levels:
+                    with target.fresh_store() as store:
+                        workloads[level](store, WARMUP_N)
                 for n in sorted(ns):
                     ref: Result | None = None
                     ref_name = ""
@@ -462,7 +480,7 @@ def run(
             shutil.rmtree(tmp, ignore_errors=True)
     flat = flatness(rows)
     return {
-        "meta": _meta(ns, levels, repeats, no_gc),
+        "meta": meta,
         "rows": rows,
         "flatness": flat,
         "checks": check_targets(rows, flat),
@@ -489,6 +507,7 @@ def _meta(ns: Sequence[int], levels: Sequence[str], repeats: int | None, no_gc: 
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "ns": sorted(ns),
         "levels": list(levels),
         "repeats": repeats or "auto",
@@ -643,7 +662,8 @@ def format_report(report: dict[str, Any], *, checks: bool = False) -> str:
     meta = report["meta"]
     parts = [
         f"track-backends bench  {meta['date']}  Python {meta['python']}  {meta['cpus']} cpus  "
-        f"gc {'on' if meta['gc'] else 'off'}  (medians; last 4 columns: rate / reference rate)",
+        f"load {meta['loadavg_at_start'][0]:.2f}  gc {'on' if meta['gc'] else 'off'}  "
+        "(medians; last 4 columns: rate / reference rate)",
         _table(header, body),
     ]
     if report["flatness"]:
