@@ -297,6 +297,22 @@ def test_corruption_in_the_middle_is_an_error(path: str, codec: str) -> None:
         JournalStore(path, codec)
 
 
+def test_damaged_length_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.pkl")
+    s = JournalStore(path, "pickled")
+    for i in range(10):
+        s.insert("trials", {"uid": f"t{i}", "payload": "p" * 50})
+    s.close()
+    data = bytearray(Path(path).read_bytes())
+    _, pos = read_header(bytes(data))
+    ends = [end for _, end in CODECS["pickled"].scan(bytes(data), pos)]
+    data[ends[3]] = 0x7F  # the 5th record now claims to be ~2 GB long
+    Path(path).write_bytes(bytes(data))
+    with pytest.raises(CorruptStoreError, match="runs past the end"):
+        JournalStore(path, "pickled")
+    assert len(Path(path).read_bytes()) == len(data)  # nothing was truncated
+
+
 def test_corruption_appended_later_is_seen_by_an_open_store(path: str, codec: str) -> None:
     s = JournalStore(path, codec)
     s.insert("trials", {"uid": "a"})

@@ -346,6 +346,11 @@ class JournalStore(MemoryStore):
                     f"{self.path} is damaged: the record at byte {base + bad.start} is bad ({bad.reason}) and "
                     "valid data follows it"
                 ) from None
+        if self._offset < size and buf and codec.valid_after(buf, self._offset - base):
+            raise CorruptStoreError(  # e.g. a damaged length field makes a record overrun the file
+                f"{self.path} is damaged: the record at byte {self._offset} runs past the end of the file and "
+                "valid data follows its start"
+            )
 
     def _truncate_torn_tail(self, size: int) -> None:
         assert self._fd is not None
