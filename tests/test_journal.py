@@ -122,12 +122,18 @@ def test_round_trip(path: str, codec: str) -> None:
     r.close()
 
 
-def test_pickled_codec_stores_any_python_string(tmp_path: Path) -> None:
-    s = JournalStore(str(tmp_path / "s.pkl"), "pickled")
-    s.insert("trials", {"uid": "a", "s": "lone \ud800 and split pair \ud83e\uddea"})
+@pytest.mark.parametrize("codec", ["pickled", "file"])
+def test_lone_surrogates_are_refused_before_writing(tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "s.db"
+    s = JournalStore(str(path), codec)
+    size = path.stat().st_size
+    with pytest.raises(EncodingError):
+        s.insert("trials", {"uid": "a", "s": "lone \ud800"})
+    s.insert("trials", {"uid": "b", "s": "a real pair \U0001f9ea"})
     s.close()
-    got = JournalStore(str(tmp_path / "s.pkl"), "pickled").find_one("trials")
-    assert got is not None and got["s"] == "lone \ud800 and split pair \ud83e\uddea"
+    assert path.stat().st_size > size
+    got = JournalStore(str(path), codec).find("trials")
+    assert [d["uid"] for d in got] == ["b"] and got[0]["s"] == "a real pair \U0001f9ea"
 
 
 def test_file_codec_is_json_lines_readable_by_jq(tmp_path: Path) -> None:

@@ -32,6 +32,14 @@ def _where(path: str) -> str:
     return f" at {path!r}" if path else ""
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_key(key: Any, path: str = "") -> str:
     """Check that ``key`` can name a field.
 
@@ -52,6 +60,8 @@ def check_key(key: Any, path: str = "") -> str:
             f"invalid field name {key!r}{_where(path)}: names must be non-empty, "
             "must not start with '$' and must not contain '.'"
         )
+    if not _is_utf8(key):
+        raise EncodingError(f"field name {key!r}{_where(path)} holds a lone surrogate, which is not valid UTF-8")
     return key
 
 
@@ -69,7 +79,11 @@ def encode(value: Any, path: str = "") -> Any:
         EncodingError: Some part of ``value`` cannot be stored.
     """
     t = type(value)
-    if t is str or t is bool or value is None:
+    if t is str:
+        if value.isascii() or _is_utf8(value):
+            return value
+        raise EncodingError(f"string{_where(path)} holds a lone surrogate, which is not valid UTF-8: {value!r:.80}")
+    if t is bool or value is None:
         return value
     if t is int:
         if INT64_MIN <= value <= INT64_MAX:
@@ -82,10 +96,10 @@ def encode(value: Any, path: str = "") -> Any:
     if t is dict:
         out = {}
         for k, v in value.items():
-            if type(k) is not str or not k or k[0] == "$" or "." in k:
+            if type(k) is not str or not k or k[0] == "$" or "." in k or not (k.isascii() or _is_utf8(k)):
                 check_key(k, path)
             tv = type(v)
-            if tv is str or tv is bool or v is None or (tv is float and math.isfinite(v)):
+            if (tv is str and v.isascii()) or tv is bool or v is None or (tv is float and math.isfinite(v)):
                 out[k] = v  # the common scalars, without a call
             elif tv is int and INT64_MIN <= v <= INT64_MAX:
                 out[k] = v

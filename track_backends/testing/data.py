@@ -101,6 +101,8 @@ BAD_DOCUMENTS: list[tuple[Any, str]] = [
     ({"uid": "x", "v": float("inf")}, "EncodingError"),
     ({"uid": "x", "v": {3: "int key"}}, "EncodingError"),
     (["not", "a", "dict"], "EncodingError"),
+    ({"uid": "x", "v": "lone \ud800 surrogate"}, "EncodingError"),  # not valid UTF-8 anywhere
+    ({"uid": "x", "k\udc00": 1}, "EncodingError"),
 ]
 
 BAD_QUERIES: list[tuple[Any, str]] = [
