@@ -34,6 +34,10 @@ _BUILTINS: dict[str, _Entry] = {
     "ephemeral": _Entry("track_backends.stores.memory:from_uri"),
     "pickled": _Entry("track_backends.stores.journal:pickled_from_uri"),
     "file": _Entry("track_backends.stores.journal:file_from_uri"),
+    "postgresql": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
+    "postgres": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
+    "cockroach": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
+    "cockroachdb": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
 }
 
 _registry: dict[str, _Entry] = dict(_BUILTINS)

@@ -1,0 +1,27 @@
+"""The contract suite on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from track_backends.testing import ClaimContract, ProtocolContract, StoreContract
+
+
+class TestPostgres(StoreContract, ProtocolContract):
+    multiprocess = True
+
+    @pytest.fixture
+    def store_uri(self, pg_uri: str) -> str:
+        return pg_uri
+
+
+class TestPostgresClaims(ClaimContract):
+    """Four processes claim 5,000 trials, each exactly once."""
+
+    multiprocess = True
+    claim_trials = 5000
+    claim_workers = 4
+
+    @pytest.fixture
+    def store_uri(self, pg_uri: str) -> str:
+        return pg_uri
