@@ -692,10 +692,45 @@ class SortSQL:
     brackets: list[sql.Composable]
 
 
+def _sort_rows(comp: _Compiler, doc: sql.Composable, parts: tuple[str, ...]) -> sql.Composable:
+    """Rows ``(v, i)`` a sort path reaches (``sort._sort_path_values``): missing fields add nothing."""
+    rows: sql.Composable = sql.SQL("SELECT {}::jsonb, false").format(doc)
+    for part in parts:
+        p, s, e = comp.alias("p"), comp.alias("s"), comp.alias("e")
+        pv = sql.SQL("{}.v").format(p)
+        key = comp.p.text(part)
+        branches = [
+            sql.SQL("SELECT {pv} -> {key}, false WHERE jsonb_typeof({pv}) = 'object' AND {pv} ? {key}").format(
+                pv=pv, key=key
+            ),
+            sql.SQL(
+                "SELECT {e} -> {key}, false FROM jsonb_array_elements(CASE WHEN jsonb_typeof({pv}) = 'array'"
+                " THEN {pv} END) {e} WHERE jsonb_typeof({e}) = 'object' AND {e} ? {key}"
+            ).format(pv=pv, key=key, e=e),
+        ]
+        idx = _index(part)
+        if idx is not None:
+            i = comp.p.add(idx, "int")
+            branches.append(
+                sql.SQL(
+                    "SELECT {pv} -> {i}, true WHERE jsonb_typeof({pv}) = 'array' AND {pv} -> {i} IS NOT NULL"
+                ).format(pv=pv, i=i)
+            )
+        rows = sql.SQL("SELECT {s}.v, {s}.i FROM ({prev}) {p}(v, i) CROSS JOIN LATERAL ({u}) {s}(v, i)").format(
+            s=s, prev=rows, p=p, u=sql.SQL(" UNION ALL ").join(branches)
+        )
+    return rows
+
+
 def compile_sort(
     spec: SortSpec, params: Params, *, doc: sql.Composable, uid: sql.Composable, dialect: Dialect = POSTGRES
 ) -> SortSQL:
-    """Compile a sort specification to SQL (array fields sort by their min / max element)."""
+    """Compile a sort specification to SQL, in the order of :func:`.sort.sort_documents`.
+
+    Each key is ``(e, bracket, number, string, boolean)`` where ``e`` is 0 only for an empty
+    array (which sorts below null); arrays reached by a field name sort by their smallest
+    (ascending) or largest (descending) element, arrays reached by an index as a whole.
+    """
     comp = _Compiler(params, dialect)
     joins: list[sql.Composable] = []
     order: list[sql.Composable] = []
@@ -705,30 +740,31 @@ def compile_sort(
         if path == "uid":
             order.append(uid + d)
             continue
-        parts = split_path(path)
-        src = comp.multi(doc, parts)
-        r, e, f, k = comp.alias("r"), comp.alias("e"), comp.alias("f"), comp.alias("k")
+        rows = _sort_rows(comp, doc, split_path(path))
+        r, el, f, k = comp.alias("r"), comp.alias("el"), comp.alias("f"), comp.alias("k")
         rv = sql.SQL("{}.v").format(r)
-        # flatten: missing -> null, arrays -> their elements (or null when empty)
-        flat = sql.SQL(
-            "SELECT CASE WHEN jsonb_typeof({rv}) = 'array' THEN NULL ELSE {rv} END FROM ({rows}) {r}(v, t)"
-            " WHERE jsonb_typeof({rv}) IS DISTINCT FROM 'array' OR {rv} = '[]'::jsonb"
-            " UNION ALL SELECT {e} FROM ({rows}) {r}(v, t) CROSS JOIN LATERAL jsonb_array_elements("
-            "CASE WHEN jsonb_typeof({rv}) = 'array' THEN {rv} END) {e}"
-        ).format(rv=rv, rows=src.rows, r=r, e=e)
+        reps = sql.SQL(
+            "SELECT 1, {rv} FROM ({rows}) {r}(v, i) WHERE {r}.i OR jsonb_typeof({rv}) <> 'array'"
+            " UNION ALL SELECT 0, NULL::jsonb FROM ({rows}) {r}(v, i) WHERE NOT {r}.i AND {rv} = '[]'::jsonb"
+            " UNION ALL SELECT 1, {el} FROM ({rows}) {r}(v, i) CROSS JOIN LATERAL jsonb_array_elements("
+            "CASE WHEN NOT {r}.i AND jsonb_typeof({rv}) = 'array' THEN {rv} END) {el}"
+        ).format(rv=rv, rows=rows, r=r, el=el)
         fv = sql.SQL("{}.v").format(f)
         cols = sql.SQL(
-            "SELECT " + _BRACKET_SQL + " AS b, CASE WHEN jsonb_typeof({v}) = 'number' THEN {v}::numeric END AS n,"
+            "SELECT {f}.e AS e, " + _BRACKET_SQL + " AS b,"
+            " CASE WHEN jsonb_typeof({v}) = 'number' THEN {v}::numeric END AS n,"
             " CASE WHEN jsonb_typeof({v}) = 'string' THEN {s} END AS s,"
             " CASE WHEN jsonb_typeof({v}) = 'boolean' THEN {v}::boolean END AS o"
-        ).format(v=fv, s=comp.c(sql.SQL("({} #>> '{{}}')").format(fv)))
-        inner_order = sql.SQL("b{d}, n{d}, s{d}, o{d}").format(d=d)
+        ).format(f=f, v=fv, s=comp.c(sql.SQL("({} #>> '{{}}')").format(fv)))
+        inner_order = sql.SQL("e{d}, b{d}, n{d}, s{d}, o{d}").format(d=d)
         joins.append(
-            sql.SQL(" LEFT JOIN LATERAL ({cols} FROM ({flat}) {f}(v) ORDER BY {io} LIMIT 1) {k} ON true").format(
-                cols=cols, flat=flat, f=f, io=inner_order, k=k
+            sql.SQL(" LEFT JOIN LATERAL ({cols} FROM ({reps}) {f}(e, v) ORDER BY {io} LIMIT 1) {k} ON true").format(
+                cols=cols, reps=reps, f=f, io=inner_order, k=k
             )
         )
-        order.append(sql.SQL("COALESCE({k}.b, 1){d}, {k}.n{d}, {k}.s{d}, {k}.o{d}").format(k=k, d=d))
+        order.append(
+            sql.SQL("COALESCE({k}.e, 1){d}, COALESCE({k}.b, 1){d}, {k}.n{d}, {k}.s{d}, {k}.o{d}").format(k=k, d=d)
+        )
         brackets.append(sql.SQL("COALESCE({}.b, 1)").format(k))
     return SortSQL(sql.Composed(joins), sql.SQL(", ").join(order), brackets)
 

@@ -749,8 +749,6 @@ class PostgresStore(Store):
         new = upsert_seed(node)
         apply_update(new, upd, inserting=True)
         new = _prepare(new)
-        if not predicate_for(node)(new):
-            raise QueryError("the upserted document would not match its own query")
         text = qsql.dumps(new)
         stmt = (
             sql.SQL("INSERT INTO {} (uid, doc) VALUES (%s, %s::jsonb) ON CONFLICT (uid) DO NOTHING")
@@ -913,103 +911,73 @@ BEGIN
 END $f$""",
     r"""
 CREATE OR REPLACE FUNCTION {set}(cur jsonb, path text[], v jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$
+-- update._container(create=True) + _put: missing fields become documents, indexes past the end
+-- pad with nulls; null, a scalar or an array addressed by a field name in the way raise.
 DECLARE k text := path[1]; t text := jsonb_typeof(cur); child jsonb; i int;
 BEGIN
   IF cardinality(path) = 1 THEN
     IF t = 'object' THEN RETURN {put}(cur, k, v); END IF;
-    IF t = 'array' THEN
-      IF k !~ '^[0-9]+$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot set field %s of an array', k);
-      END IF;
-      RETURN {arrput}(cur, k::int, v);
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot set %s: its parent is a %s', k, t);
-  END IF;
-  IF t = 'object' THEN
-    child := cur -> k;
-    IF child IS NULL OR jsonb_typeof(child) = 'null' THEN child := '{{}}'; END IF;
-    RETURN {put}(cur, k, {set}(child, path[2:], v));
-  END IF;
-  IF t = 'array' AND k ~ '^[0-9]+$' THEN
+    IF t = 'array' AND k ~ '^[0-9]+$' THEN RETURN {arrput}(cur, k::int, v); END IF;
+  ELSIF t = 'object' THEN
+    RETURN {put}(cur, k, {set}(COALESCE(cur -> k, '{{}}'::jsonb), path[2:], v));
+  ELSIF t = 'array' AND k ~ '^[0-9]+$' THEN
     i := k::int;
-    child := cur -> i;
-    IF child IS NULL OR jsonb_typeof(child) = 'null' THEN child := '{{}}'; END IF;
-    RETURN {arrput}(cur, i, {set}(child, path[2:], v));
+    RETURN {arrput}(cur, i, {set}(COALESCE(cur -> i, '{{}}'::jsonb), path[2:], v));
   END IF;
-  RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot create field %s inside a %s', k, t);
+  RAISE EXCEPTION USING ERRCODE = 'TB001',
+    MESSAGE = format('cannot create field %s inside %s', k, COALESCE(t, 'nothing'));
 END $f$""",
     r"""
 CREATE OR REPLACE FUNCTION {unset}(cur jsonb, path text[]) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$
-DECLARE k text := path[1]; t text := jsonb_typeof(cur); child jsonb; o jsonb; i int;
+-- update._container(create=False): a path that does not fully exist changes nothing.
+DECLARE k text := path[1]; t text := jsonb_typeof(cur); child jsonb; o jsonb;
 BEGIN
-  IF cardinality(path) = 1 THEN
-    IF t = 'object' THEN
-      IF NOT cur ? k THEN RETURN cur; END IF;
-      o := cur -> '$o';
-      cur := cur - k;
-      IF o IS NOT NULL THEN
-        o := o - k;
-        IF jsonb_array_length(o) < 2 THEN cur := cur - '$o'; ELSE cur := jsonb_set(cur, '{{$o}}', o); END IF;
-      END IF;
-      RETURN cur;
-    END IF;
-    IF t = 'array' THEN
-      IF k !~ '^[0-9]+$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot unset field %s of an array', k);
-      END IF;
-      IF k::int < jsonb_array_length(cur) THEN RETURN jsonb_set(cur, ARRAY[k], 'null'::jsonb); END IF;
-      RETURN cur;
-    END IF;
-    RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot unset %s: its parent is a %s', k, t);
-  END IF;
   IF t = 'object' THEN
-    child := cur -> k;
-    IF child IS NULL OR jsonb_typeof(child) = 'null' THEN RETURN cur; END IF;
-    RETURN jsonb_set(cur, ARRAY[k], {unset}(child, path[2:]));
+    IF NOT cur ? k THEN RETURN cur; END IF;
+    IF cardinality(path) > 1 THEN RETURN jsonb_set(cur, ARRAY[k], {unset}(cur -> k, path[2:])); END IF;
+    o := cur -> '$o';
+    cur := cur - k;
+    IF o IS NOT NULL THEN
+      o := o - k;
+      IF jsonb_array_length(o) < 2 THEN cur := cur - '$o'; ELSE cur := jsonb_set(cur, '{{$o}}', o); END IF;
+    END IF;
+    RETURN cur;
   END IF;
-  IF t = 'array' AND k ~ '^[0-9]+$' THEN
-    i := k::int;
-    child := cur -> i;
-    IF child IS NULL OR jsonb_typeof(child) = 'null' THEN RETURN cur; END IF;
-    RETURN jsonb_set(cur, ARRAY[k], {unset}(child, path[2:]));
+  IF t = 'array' AND k ~ '^[0-9]+$' AND k::numeric < jsonb_array_length(cur) THEN
+    IF cardinality(path) > 1 THEN RETURN jsonb_set(cur, ARRAY[k], {unset}(cur -> k::int, path[2:])); END IF;
+    RETURN jsonb_set(cur, ARRAY[k], 'null'::jsonb);
   END IF;
   RETURN cur;
 END $f$""",
     r"""
 CREATE OR REPLACE FUNCTION {push}(cur jsonb, path text[], items jsonb, uniq boolean) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $f$
-DECLARE k text := path[1]; t text := jsonb_typeof(cur); child jsonb; i int; old jsonb; it jsonb;
+DECLARE k text := path[1]; t text := jsonb_typeof(cur); i int; old jsonb; it jsonb;
 BEGIN
   IF cardinality(path) > 1 THEN
     IF t = 'object' THEN
-      child := cur -> k;
-      IF child IS NULL OR jsonb_typeof(child) = 'null' THEN child := '{{}}'; END IF;
-      RETURN {put}(cur, k, {push}(child, path[2:], items, uniq));
+      RETURN {put}(cur, k, {push}(COALESCE(cur -> k, '{{}}'::jsonb), path[2:], items, uniq));
     END IF;
     IF t = 'array' AND k ~ '^[0-9]+$' THEN
       i := k::int;
-      child := cur -> i;
-      IF child IS NULL OR jsonb_typeof(child) = 'null' THEN child := '{{}}'; END IF;
-      RETURN {arrput}(cur, i, {push}(child, path[2:], items, uniq));
+      RETURN {arrput}(cur, i, {push}(COALESCE(cur -> i, '{{}}'::jsonb), path[2:], items, uniq));
     END IF;
-    RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot create field %s inside a %s', k, t);
+    RAISE EXCEPTION USING ERRCODE = 'TB001',
+      MESSAGE = format('cannot create field %s inside %s', k, COALESCE(t, 'nothing'));
   END IF;
   IF t = 'object' THEN
     old := cur -> k;
-  ELSIF t = 'array' THEN
-    IF k !~ '^[0-9]+$' THEN
-      RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot set field %s of an array', k);
-    END IF;
+  ELSIF t = 'array' AND k ~ '^[0-9]+$' THEN
     old := cur -> k::int;
-    IF jsonb_typeof(old) = 'null' THEN old := NULL; END IF;
   ELSE
-    RAISE EXCEPTION USING ERRCODE = 'TB001', MESSAGE = format('cannot set %s: its parent is a %s', k, t);
+    RAISE EXCEPTION USING ERRCODE = 'TB001',
+      MESSAGE = format('cannot create field %s inside %s', k, COALESCE(t, 'nothing'));
   END IF;
   IF old IS NULL THEN
     old := '[]'::jsonb;
   ELSIF jsonb_typeof(old) <> 'array' THEN
     RAISE EXCEPTION USING ERRCODE = 'TB001',
-      MESSAGE = format('cannot push onto %s: it holds a %s, not an array', k, jsonb_typeof(old));
+      MESSAGE = format('cannot push onto %s: it holds %s, not an array', k, jsonb_typeof(old));
   END IF;
   IF uniq THEN
     FOR it IN SELECT value FROM jsonb_array_elements(items) WITH ORDINALITY AS e(value, n) ORDER BY n LOOP
