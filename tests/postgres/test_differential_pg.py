@@ -66,9 +66,8 @@ def test_generated_queries_match_memory_and_mongomock(stores: tuple[Store, Memor
     for q in QUERIES:
         want, got = _uids(mem, q), _uids(pg, q)
         if got != want:
-            failures.append(
-                f"{q!r}: postgres {sorted(got) if isinstance(got, set) else got} memory {sorted(want) if isinstance(want, set) else want}"
-            )
+            show = lambda r: sorted(r) if isinstance(r, set) else r  # noqa: E731
+            failures.append(f"{q!r}: postgres {show(got)} memory {show(want)}")
             continue
         if isinstance(want, set):
             if pg.count(COLL, q) != len(want):

@@ -867,6 +867,28 @@ class PostgresStore(Store):
 
         self._run(create)
 
+    def explain(self, collection: str, query: Query = None, *, claim: Document | None = None) -> str:
+        """Return PostgreSQL's plan for ``find(collection, query)`` (or a claim with update ``claim``).
+
+        The plan is computed with ``EXPLAIN`` (nothing is executed), for checking that a query
+        uses an index.
+        """
+        check_collection(collection)
+        node = self._node(query)
+        c = self._coll(collection, False) or self._refresh(collection)
+        if c is None:
+            raise QueryError(f"collection {collection!r} does not exist")
+        qkey = repr(query) if query else "{}"
+        if claim is not None:
+            self._update(claim)  # validates it
+            st = self._stmts.get(("claim", c.name, c.generation, qkey, repr(claim)))
+            if st is None or not st.exact:
+                raise QueryError("this claim does not run as one SQL statement (or has not run yet)")
+        else:
+            st = self._find_stmt(c, qkey, node, (), None, "")
+        rows = self._run(lambda conn: conn.execute("EXPLAIN " + st.text, st.params).fetchall(), read=True)
+        return "\n".join(r[0] for r in rows)
+
     def close(self) -> None:
         """Close the connection pool; later calls raise StoreUnavailableError."""
         self._closed = True
