@@ -177,3 +177,25 @@ def test_default_run_covers_the_embedded_stores() -> None:
         ("file", "ref:fsync"),
     ]
     _assert_rows(report["rows"])
+
+
+def test_full_run_script_defaults() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_run", Path(__file__).resolve().parents[1] / "benchmarks/run.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    args = mod.full_run_args(["ephemeral:", "--json", "x.json"])
+    assert args[:2] == ["bench", "ephemeral:"]
+    assert args[args.index("--n") + 1] == "1000,10000,100000"
+    assert "--check" in args and args.count("--json") == 1
+
+
+def test_json_to_stdout_with_check_puts_targets_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "ephemeral:", "--n", "100", "--repeat", "1", "--json", "--check", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["rows"]
+    assert captured.err.startswith("targets:")

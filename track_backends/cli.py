@@ -24,15 +24,15 @@ from .uri import mask_password, parse_uri
 PROG = "track-backends"
 URI_HELP = """\
 store URIs:
-  ephemeral:                         in-process memory (gone when the process exits)
-  pickled:///abs/path.pkl            durable journal, pickle records (absolute path)
-  pickled:rel.pkl                    the same, path relative to the current directory
-  file:///abs/path.jsonl             durable journal, JSON lines (readable with jq)
-  file:rel.jsonl                     the same, relative path
-  mongodb://user:pass@host:27017/db  MongoDB (pip install 'track-backends[mongo]')
-  mongomock://db                     mongomock, in memory (pip install 'track-backends[mongomock]')
-  postgresql://user:pass@host/db     PostgreSQL, JSONB (pip install 'track-backends[postgres]')
-  cockroach://user:pass@host:26257/db  CockroachDB (pip install 'track-backends[postgres]')
+  ephemeral:                             in-process memory (gone when the process exits)
+  pickled:///abs/path.pkl                durable journal, pickle records (absolute path)
+  pickled:rel.pkl                        the same, path relative to the current directory
+  file:///abs/path.jsonl                 durable journal, JSON lines (readable with jq)
+  file:rel.jsonl                         the same, relative path
+  mongodb://user:pass@host:27017/db      MongoDB (pip install 'track-backends[mongo]')
+  mongomock://db                         mongomock, in memory (pip install 'track-backends[mongomock]')
+  postgresql://user:pass@host/db         PostgreSQL, JSONB (pip install 'track-backends[postgres]')
+  cockroach://user:pass@host:26257/db    CockroachDB (pip install 'track-backends[postgres]')
 Passwords are never printed; options go in the query string (?name=value).
 """
 
