@@ -182,6 +182,18 @@ def test_bench_refuses_a_non_empty_server_store(mem_uri, capsys: pytest.CaptureF
     _assert_one_line_error(code, capsys.readouterr().err, "empty 'trials' collection")
 
 
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["pickled:///nonexistent-dir/x.pkl"], "cannot create a scratch directory"),
+        (["ephemeral:", "--repeat", "0"], "repeats must be a positive integer"),
+    ],
+)
+def test_bench_errors(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", *argv, "--n", "10", "-q"])
+    _assert_one_line_error(code, capsys.readouterr().err, needle)
+
+
 def test_bench_bad_n_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["bench", "--n", "ten"])

@@ -322,9 +322,7 @@ class Target:
     @property
     def kind(self) -> str:
         """``"memory"``, ``"journal"`` or ``"other"``: which reference and targets apply."""
-        if self.uri.scheme == "ephemeral":
-            return "memory"
-        return "journal" if self.uri.scheme in JOURNAL_SCHEMES else "other"
+        return _kind(self.uri.scheme)
 
     @property
     def directory(self) -> str:
@@ -335,7 +333,10 @@ class Target:
     def fresh_store(self) -> Iterator[Store]:
         """Open a store with no trials; remove what the bench wrote afterwards."""
         if self.kind == "journal":
-            tmp = tempfile.mkdtemp(prefix="track-backends-bench-", dir=self.directory)
+            try:
+                tmp = tempfile.mkdtemp(prefix="track-backends-bench-", dir=self.directory)
+            except OSError as e:
+                raise BenchError(f"cannot create a scratch directory in {self.directory}: {e.strerror}") from e
             path = os.path.join(tmp, os.path.basename(self.uri.path) or "bench")
             uri = f"{self.uri.scheme}://{quote(path)}"
             if self.uri.params:
@@ -437,6 +438,8 @@ def run(
         raise BenchError(f"unknown level(s) {bad}; use {', '.join(LEVELS)}")
     if not ns or any(type(n) is not int or n < 1 for n in ns):
         raise BenchError(f"n must be positive integers, got {list(ns)}")
+    if repeats is not None and (type(repeats) is not int or repeats < 1):
+        raise BenchError(f"repeats must be a positive integer, got {repeats!r}")
     say = progress or (lambda _: None)
     tmp = None
     if not uris:
