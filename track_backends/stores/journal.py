@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import gc
 import glob
 import logging
 import math
@@ -43,6 +42,7 @@ from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, Store
 from ..store import DEFAULT_INDEXES
 from ..uri import StoreURI
 from .codecs import CODECS, FORMAT_VERSION, BadFrame, NotAJournal, header_line, read_header
+from .gcpause import gc_paused
 from .memory import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -298,17 +298,12 @@ class JournalStore(MemoryStore):
         if size > self._offset:
             # A bulk load allocates millions of objects that all stay alive: the cyclic GC would
             # rescan them again and again (more than half the load time), so pause it meanwhile.
-            pause_gc = size - self._offset > _GC_PAUSE_BYTES and gc.isenabled()
-            if pause_gc:
-                gc.disable()
             try:
-                self._replay(size)
+                with gc_paused(size - self._offset > _GC_PAUSE_BYTES):
+                    self._replay(size)
             except BaseException:
                 self._ident = None  # the state may be half-applied: reload next time
                 raise
-            finally:
-                if pause_gc:
-                    gc.enable()
         if exclusive and size > self._offset:
             self._truncate_torn_tail(size)
 

@@ -34,13 +34,16 @@ from ..query.ast import Node
 from ..query.update import Update
 from ..store import Document, Query, Store, check_collection, check_index_keys, check_limit
 from .collection import Collection, CompiledQuery
+from .gcpause import gc_paused
 
 _CACHE_SIZE = 512
+_GC_PAUSE_DOCS = 256  # copying out this many documents pauses the cyclic GC
 
 
 def copy_out(docs: list[Document]) -> list[Document]:
     """Deep-copy documents for a caller (marshal is the fastest deep copy of JSON-like data)."""
-    return marshal.loads(marshal.dumps(docs))
+    with gc_paused(len(docs) >= _GC_PAUSE_DOCS):
+        return marshal.loads(marshal.dumps(docs))
 
 
 def updated(old: Document, upd: Update) -> tuple[Document, Document]:
