@@ -168,6 +168,11 @@ class Params:
         self.values[name] = value
         return sql.SQL("{}::{}").format(sql.Placeholder(name), sql.SQL(cast))
 
+    def named(self, name: str, value: Any, cast: str) -> sql.Composable:
+        """Add a parameter under a fixed name (callers substitute its value per execution)."""
+        self.values[name] = value
+        return sql.SQL("{}::{}").format(sql.Placeholder(name), sql.SQL(cast))
+
     def jsonb(self, value: Any) -> sql.Composable:
         return self.add(dumps(value), "jsonb")
 
@@ -784,18 +789,22 @@ def compile_update(
         functions: SQL names of the helper functions ``set``, ``unset`` and ``push`` (see the
             store's schema).
 
+    The value of operation ``n`` is the parameter ``u<n>`` (see :func:`update_values`), so one
+    compiled statement serves every update of the same shape.
+
     Returns:
         The expression, or ``None`` when the update needs Python (``$inc``, whose float
         arithmetic SQL does not reproduce, and paths with non-ASCII digits).
     """
     expr = doc
-    for op, parts, value in upd.ops:
+    for n, (op, parts, value) in enumerate(upd.ops):
         if any(p.isdigit() and not p.isascii() for p in parts):
             return None
         if op == "$setOnInsert":
             continue
         if op == "$set":
-            expr = sql.SQL("{}({}, {}, {})").format(functions["set"], expr, params.path(parts), params.jsonb(value))
+            v = params.named(f"u{n}", dumps(value), "jsonb")
+            expr = sql.SQL("{}({}, {}, {})").format(functions["set"], expr, params.path(parts), v)
         elif op == "$unset":
             expr = sql.SQL("{}({}, {})").format(functions["unset"], expr, params.path(parts))
         elif op in ("$push", "$addToSet"):
@@ -803,12 +812,28 @@ def compile_update(
                 functions["push"],
                 expr,
                 params.path(parts),
-                params.jsonb(list(value[1])),
+                params.named(f"u{n}", dumps(list(value[1])), "jsonb"),
                 sql.SQL("true" if op == "$addToSet" else "false"),
             )
         else:
             return None
     return expr
+
+
+def update_values(upd: Update) -> dict[str, str]:
+    """The ``u<n>`` parameters of :func:`compile_update` for this update's values."""
+    out = {}
+    for n, (op, _, value) in enumerate(upd.ops):
+        if op == "$set":
+            out[f"u{n}"] = dumps(value)
+        elif op in ("$push", "$addToSet"):
+            out[f"u{n}"] = dumps(list(value[1]))
+    return out
+
+
+def update_shape(upd: Update) -> tuple[Any, ...]:
+    """What :func:`compile_update`'s SQL depends on: the operators and paths, not the values."""
+    return tuple((op, parts) for op, parts, _ in upd.ops)
 
 
 # -- DDL expressions (literals: DDL takes no parameters) ---------------------------------------

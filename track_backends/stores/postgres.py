@@ -53,7 +53,7 @@ from ..errors import (
 )
 from ..query import apply_update, parse, parse_projection, parse_sort, parse_update, predicate_for, project
 from ..query import sql as qsql
-from ..query.ast import Node
+from ..query.ast import Compare, Node
 from ..query.sort import sort_documents
 from ..query.update import Update, upsert_seed
 from ..store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
@@ -119,6 +119,7 @@ class _Coll:
     table: sql.Identifier
     indexes: list[_Index] = field(default_factory=list)
     generation: int = 0
+    insert_sql: str | None = None
 
     def ordinary(self) -> list[_Index]:
         return [ix for ix in self.indexes if not ix.unique]
@@ -273,8 +274,11 @@ class PostgresStore(Store):
         attempt = 0
         while True:
             try:
-                with pool.connection(timeout=self.pool_timeout) as conn:
+                conn = pool.getconn(timeout=self.pool_timeout)
+                try:
                     return fn(conn)
+                finally:
+                    pool.putconn(conn)
             except psycopg.Error as e:
                 state = getattr(e, "sqlstate", None)
                 if state in _RETRY_SQLSTATES and attempt < self.max_retries:
@@ -486,8 +490,9 @@ class PostgresStore(Store):
         )
 
     # -- compiling ---------------------------------------------------------------------------------
-    def _node(self, query: Query) -> Node:
-        key = repr(query) if query else "{}"
+    def _node(self, query: Query, key: str | None = None) -> Node:
+        if key is None:
+            key = repr(query) if query else "{}"
         node = self._nodes.get(key)
         if node is None:
             node = parse(query or {})
@@ -496,8 +501,9 @@ class PostgresStore(Store):
             self._nodes[key] = node
         return node
 
-    def _update(self, update: Any) -> Update:
-        key = repr(update)
+    def _update(self, update: Any, key: str | None = None) -> Update:
+        if key is None:
+            key = repr(update)
         hit = self._updates.get(key)
         if hit is None:
             hit = parse_update(update)
@@ -571,13 +577,13 @@ class PostgresStore(Store):
         self, conn: psycopg.Connection, c: _Coll, query: Query, node: Node, spec: Any, limit: int | None, lock: str = ""
     ) -> list[tuple[str, Document]]:
         """Matching ``(uid, doc)`` rows in ``spec`` order, at most ``limit``, exactly (re-checked)."""
-        qkey = repr(query) if query else "{}"
-        st = self._find_stmt(c, qkey, node, spec, limit, lock)
-        rows = conn.execute(st.text, st.params).fetchall()
+        qshape, subst = _shape(node, repr(query) if query else "{}")
+        st = self._find_stmt(c, qshape, node, spec, limit, lock)
+        rows = conn.execute(st.text, {**st.params, **subst}).fetchall()
         if spec and st.nbrackets and any(b in (4, 5) for r in rows for b in r[2 : 2 + st.nbrackets]):
             if limit is not None and st.exact:  # documents or arrays as sort keys: sort in Python
-                st = self._find_stmt(c, qkey, node, spec, None, lock)
-                rows = conn.execute(st.text, st.params).fetchall()
+                st = self._find_stmt(c, qshape, node, spec, None, lock)
+                rows = conn.execute(st.text, {**st.params, **subst}).fetchall()
             out = [(r[0], r[1]) for r in rows]
             if not st.exact:
                 pred = predicate_for(node)
@@ -598,13 +604,14 @@ class PostgresStore(Store):
         prepared = _prepare(doc)
         uid = prepared["uid"]
         text = qsql.dumps(prepared, owned=True)
-        c = self._coll(collection, True)
+        c = self._colls.get(collection) or self._coll(collection, True)
         assert c is not None
-        stmt = self._stmt(
-            ("insert", c.name),
-            lambda p: (sql.SQL("INSERT INTO {} (uid, doc) VALUES (%(u)s, %(d)s::jsonb)").format(c.table), {}),
-        ).text
-        self._run(lambda conn: conn.execute(stmt, {"u": uid, "d": text}))
+        stmt = c.insert_sql
+        if stmt is None:
+            stmt = c.insert_sql = (
+                sql.SQL("INSERT INTO {} (uid, doc) VALUES (%s, %s::jsonb)").format(c.table).as_string(None)
+            )
+        self._run(lambda conn: conn.execute(stmt, (uid, text)))
 
     def insert_many(self, collection: str, docs: Iterable[Document]) -> int:
         """Insert documents, all or none (see :meth:`Store.insert_many`)."""
@@ -697,11 +704,11 @@ class PostgresStore(Store):
     ) -> int:
         """Update the first or every match (see :meth:`Store.update`)."""
         check_collection(collection)
-        node = self._node(query)
-        upd = self._update(update)
-        c = self._coll(collection, True)
-        assert c is not None
         qkey, ukey = (repr(query) if query else "{}"), repr(update)
+        node = self._node(query, qkey)
+        upd = self._update(update, ukey)
+        c = self._colls.get(collection) or self._coll(collection, True)
+        assert c is not None
 
         def build(params: qsql.Params) -> tuple[sql.Composable, dict[str, Any]]:
             where, exact, _ = self._where(c, node, params)
@@ -712,7 +719,7 @@ class PostgresStore(Store):
             )
             if expr is None or not exact:
                 return sql.SQL(""), {"exact": False}
-            if many:
+            if many or _by_uid(node):  # one uid is at most one row
                 text = sql.SQL("UPDATE {} t SET doc = {} WHERE {}").format(c.table, expr, where)
             else:
                 text = sql.SQL(
@@ -720,10 +727,13 @@ class PostgresStore(Store):
                 ).format(tb=c.table, e=expr, w=where)
             return text, {"exact": True}
 
-        st = self._stmt(("update", c.name, c.generation, qkey, ukey, many), build)
+        qshape, subst = _shape(node, qkey)
+        st = self._stmt(("update", c.name, c.generation, qshape, qsql.update_shape(upd), many), build)
+        if st.exact:
+            params = {**st.params, **subst, **qsql.update_values(upd)}
         for _ in range(5):
             if st.exact:
-                n = self._run(lambda conn: conn.execute(st.text, st.params).rowcount)
+                n = self._run(lambda conn: conn.execute(st.text, params).rowcount)
             else:
 
                 def python_update(conn: psycopg.Connection) -> int:
@@ -762,12 +772,12 @@ class PostgresStore(Store):
     ) -> Document | None:
         """Atomically update the first match and return it (see :meth:`Store.find_one_and_update`)."""
         check_collection(collection)
-        node = self._node(query)
-        upd = self._update(update)
-        spec = parse_sort(sort)
-        c = self._coll(collection, True)
-        assert c is not None
         qkey, ukey = (repr(query) if query else "{}"), repr(update)
+        node = self._node(query, qkey)
+        upd = self._update(update, ukey)
+        spec = parse_sort(sort)
+        c = self._colls.get(collection) or self._coll(collection, True)
+        assert c is not None
 
         def build(params: qsql.Params) -> tuple[sql.Composable, dict[str, Any]]:
             if spec:
@@ -793,9 +803,11 @@ class PostgresStore(Store):
             text = sql.SQL("UPDATE {} t SET doc = {} WHERE t.uid = {} RETURNING t.doc").format(c.table, expr, pick)
             return text, {"exact": True}
 
-        st = self._stmt(("claim", c.name, c.generation, qkey, ukey), build)
+        qshape, subst = _shape(node, qkey)
+        st = self._stmt(("claim", c.name, c.generation, qshape, qsql.update_shape(upd)), build)
         if st.exact:
-            row = self._run(lambda conn: conn.execute(st.text, st.params).fetchone())
+            params = {**st.params, **subst, **qsql.update_values(upd)}
+            row = self._run(lambda conn: conn.execute(st.text, params).fetchone())
             return row[0] if row else None
 
         def claim(conn: psycopg.Connection) -> Document | None:
@@ -881,7 +893,9 @@ class PostgresStore(Store):
         qkey = repr(query) if query else "{}"
         if claim is not None:
             self._update(claim)  # validates it
-            st = self._stmts.get(("claim", c.name, c.generation, qkey, repr(claim)))
+            st = self._stmts.get(
+                ("claim", c.name, c.generation, _shape(node, qkey)[0], qsql.update_shape(self._update(claim)))
+            )
             if st is None or not st.exact:
                 raise QueryError("this claim does not run as one SQL statement (or has not run yet)")
         else:
@@ -898,6 +912,22 @@ class PostgresStore(Store):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.uri.redacted}>"
+
+
+def _shape(node: Node, qkey: str) -> tuple[str, dict[str, Any]]:
+    """The statement-cache key of a query and the parameters to substitute per execution.
+
+    ``{"uid": x}`` queries share one statement: their only parameter is ``p0`` (the first one
+    the WHERE clause adds).
+    """
+    if _by_uid(node):
+        return "<uid>", {"p0": node.value}  # type: ignore[attr-defined]
+    return qkey, {}
+
+
+def _by_uid(node: Node) -> bool:
+    """True for ``{"uid": "<string>"}``: the query names at most one document."""
+    return isinstance(node, Compare) and node.path == "uid" and node.op == "$eq" and type(node.value) is str
 
 
 def _prepare(doc: Any) -> Document:
