@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, bench, migrate
+from . import __version__, bench, migrate, replay
 from .errors import NotFoundError, TrackBackendsError
 from .registry import open_store
 from .store import TRIALS, Store
@@ -152,6 +152,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Handler] = {"bench": cmd_bench, "ls": cmd_ls, "show": cmd_show, "migrate": migrate.cmd_migrate}
 """Subcommand name -> handler; each handler gets the parsed arguments and returns an exit code."""
+COMMANDS["replay"] = replay.cmd_replay
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("uri", metavar="URI")
     p.add_argument("uid", metavar="UID")
     migrate.add_parser(sub, URI_HELP)
+    replay.add_parser(sub, URI_HELP)
     return parser
 
 

@@ -34,6 +34,7 @@ _BUILTINS: dict[str, _Entry] = {
     "ephemeral": _Entry("track_backends.stores.memory:from_uri"),
     "pickled": _Entry("track_backends.stores.journal:pickled_from_uri"),
     "file": _Entry("track_backends.stores.journal:file_from_uri"),
+    "multiplex": _Entry("track_backends.stores.multiplex:from_uri"),
     "postgresql": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
     "postgres": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
     "cockroach": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),

@@ -1,0 +1,616 @@
+"""The multiplexer: contract suite on multiplex:, mirroring, policies, outbox, bounded close, CLI replay.
+
+Server-backed tests start their own SecantusDB (a MongoDB-wire server) on a fixed port with an
+on-disk storage path, so it can be stopped and restarted with its data; under CI=true they fail
+instead of skipping when the server cannot start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from conftest import unavailable
+from servers import ServerProcess, ServerStartError, free_port, mongo_ping_probe, start_server
+
+from track_backends import errors
+from track_backends.cli import main
+from track_backends.model import Project, Status, Trial, TrialGroup
+from track_backends.registry import available_schemes, get_protocol, open_store
+from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
+from track_backends.stores.journal import JournalStore
+from track_backends.stores.memory import MemoryStore
+from track_backends.stores.multiplex import (
+    MirrorError,
+    MultiplexStore,
+    ProtocolMultiplexer,
+    multiplex_uri,
+    parse_multiplex,
+)
+from track_backends.testing import ClaimContract, ProtocolContract, StoreContract
+from track_backends.testing.contract import snapshot
+from track_backends.testing.data import COLL
+
+COLLECTIONS = (TRIALS, GROUPS, PROJECTS, COLL)
+PENDING = {"status.name": {"$in": ["Created", "Interrupted"]}}
+
+
+def assert_mirrored(primary: Store, *mirrors: Store) -> None:
+    """Every mirror holds exactly the primary's documents, in every collection."""
+    for coll in COLLECTIONS:
+        expected = snapshot(primary, coll)
+        for m in mirrors:
+            assert snapshot(m, coll) == expected, f"{m!r} differs from the primary in {coll!r}"
+
+
+# -- the contract suite on multiplex: ---------------------------------------------------------------
+class _CheckMirrors:
+    """After each contract test, the mirrors must hold what the primary holds."""
+
+    @pytest.fixture
+    def store(self, store_uri: str) -> Iterator[Store]:
+        s = open_store(store_uri)
+        assert isinstance(s, MultiplexStore)
+        yield s
+        if not s.closed:
+            assert_mirrored(s.primary, *(m.store for m in s.mirrors))  # type: ignore[misc]
+        s.close()
+
+    @pytest.fixture
+    def protocol(self, store_uri: str) -> Iterator[Any]:
+        p = get_protocol(store_uri)
+        yield p
+        if not p.store.closed:
+            assert_mirrored(p.store.primary, *(m.store for m in p.store.mirrors))
+        p.close()
+
+
+class TestMultiplexEphemeral(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract):
+    @pytest.fixture
+    def store_uri(self) -> str:
+        return multiplex_uri("ephemeral:", "ephemeral:", "ephemeral:")
+
+
+class TestMultiplexPickled(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract):
+    multiprocess = True
+    claim_trials = 600
+
+    @pytest.fixture
+    def store_uri(self, tmp_path: Any) -> Iterator[str]:
+        yield multiplex_uri(f"pickled://{tmp_path}/p.pkl", f"pickled://{tmp_path}/m.pkl", f"file://{tmp_path}/m.jsonl")
+        # across processes too (the claim contract): the mirror files match the primary file
+        with JournalStore(tmp_path / "p.pkl") as p, JournalStore(tmp_path / "m.pkl") as m:
+            with JournalStore(tmp_path / "m.jsonl", "file") as f:
+                assert_mirrored(p, m, f)
+
+
+# -- a mirror that fails on demand ------------------------------------------------------------------
+class Flaky(MemoryStore):
+    """An in-memory store whose calls fail (``"fail"``) or block (``"hang"``) on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = "ok"
+        self.calls = 0
+        self.release = threading.Event()
+
+    def _gate(self) -> None:
+        self.calls += 1
+        if self.mode == "fail":
+            raise errors.StoreUnavailableError("mirror unreachable (test)")
+        if self.mode == "hang":
+            self.release.wait(30)
+
+    def _reading(self) -> Any:
+        self._gate()
+        return super()._reading()
+
+    def _writing(self) -> Any:
+        self._gate()
+        return super()._writing()
+
+    def close(self) -> None:
+        if self.mode == "hang":
+            self.release.wait(30)
+        super().close()
+
+    def __repr__(self) -> str:
+        return "<Flaky>"
+
+
+def new_trials(proto: Any, n: int, group: str = "g", start: int = 0) -> list[Trial]:
+    return [proto.new_trial(Trial({"i": i}, name="t", group_id=group)) for i in range(start, start + n)]
+
+
+# -- mirroring --------------------------------------------------------------------------------------
+def test_mirrors_converge_after_every_kind_of_write(tmp_path: Any) -> None:
+    mirror_a, mirror_b = MemoryStore(), JournalStore(tmp_path / "m.pkl")
+    with ProtocolMultiplexer(f"pickled://{tmp_path}/p.pkl", mirror_a, mirror_b) as proto:
+        store = proto.store
+        proto.new_project(Project("p", metadata={"k": 1}))
+        group = proto.new_trial_group(TrialGroup("g", project_id="p"))
+        trials = new_trials(proto, 20, group.uid)
+        proto.new_trial(Trial({"i": 0}, name="t", group_id=group.uid), auto_increment=True)
+        for t in trials[:5]:
+            proto.log_trial_start(t)
+            proto.log_trial_metrics(t, step=1, loss=0.5)
+            proto.log_trial_chrono_start(t, "epoch")
+            proto.log_trial_chrono_finish(t, "epoch")
+            proto.add_trial_tags(t, fast=True)
+            proto.log_trial_finish(t)
+        proto.set_group_metadata(group, best=0.1)
+        claimed = proto.fetch_and_update_trial({"group_id": group.uid, **PENDING}, "set_trial_status", Status.Running)
+        assert claimed is not None
+        store.update(TRIALS, {"parameters.i": {"$gte": 15}}, {"$set": {"late": True}}, many=True)
+        store.update(TRIALS, {"late": True}, {"$unset": {"late": ""}, "$inc": {"revision": 0}}, many=True)
+        store.update(TRIALS, {"uid": "fresh"}, {"$set": {"x": 1}}, upsert=True)
+        store.update(TRIALS, {"$and": [{"uid": "seeded"}, {"kind": "seed"}]}, {"$set": {"n": 1}}, upsert=True)
+        assert store.delete(TRIALS, {"parameters.i": {"$in": [1, 2, 3]}}) == 3
+        assert store.delete(TRIALS, {"uid": "fresh"}) == 1
+        store.ensure_index(TRIALS, "name")
+        assert_mirrored(store.primary, mirror_a, mirror_b)
+        assert mirror_a.find_one(TRIALS, {"uid": claimed.uid})["status"]["name"] == "Running"
+        assert store.status()[store.mirrors[0].name].outbox_depth == 0
+
+
+def test_claims_come_from_the_primary_and_mirrors_follow() -> None:
+    """A mirror that disagrees about what is pending never hands out a trial: the primary decides."""
+    primary, mirror = MemoryStore(), MemoryStore()
+    with ProtocolMultiplexer(primary, mirror) as proto:
+        trials = new_trials(proto, 3)
+        mirror.update(TRIALS, {}, {"$set": {"status": Status.Completed.to_doc(), "stale": 1}}, many=True)
+        got = proto.fetch_and_update_trial({"group_id": "g", **PENDING}, "set_trial_status", Status.Running)
+        assert got is not None and got.uid in {t.uid for t in trials}
+        assert snapshot(mirror, TRIALS)[0] is not None
+        doc = mirror.find_one(TRIALS, {"uid": got.uid})
+        assert doc == primary.find_one(TRIALS, {"uid": got.uid}) and "stale" not in doc  # replaced whole
+
+
+def test_mirror_values_keep_their_types() -> None:
+    primary, mirror = MemoryStore(), MemoryStore()
+    mirror.insert(COLL, {"uid": "a", "v": 1, "w": [1, {"x": 1}], "gone": 0})
+    with MultiplexStore(primary, [mirror]) as store:
+        store.insert(COLL, {"uid": "a", "v": True, "w": [1.0, {"x": True}]})
+        assert mirror.find_one(COLL, {"uid": "a"}) == {"uid": "a", "v": True, "w": [1.0, {"x": True}]}
+        got = mirror.find_one(COLL, {"uid": "a"})
+        assert type(got["v"]) is bool and type(got["w"][0]) is float
+
+
+def test_threads_writing_one_document_leave_mirrors_identical() -> None:
+    primary, mirror = MemoryStore(), MemoryStore()
+    with MultiplexStore(primary, [mirror]) as store:
+        store.insert(COLL, {"uid": "x", "n": 0, "seen": []})
+
+        def work(i: int) -> None:
+            for j in range(50):
+                store.update(COLL, {"uid": "x"}, {"$inc": {"n": 1}, "$push": {"seen": i * 100 + j}})
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert primary.find_one(COLL, {"uid": "x"})["n"] == 300
+        assert_mirrored(primary, mirror)
+
+
+def test_validation_happens_before_anything_is_written() -> None:
+    primary, mirror = MemoryStore(), MemoryStore()
+    with MultiplexStore(primary, [mirror]) as store:
+        with pytest.raises(errors.QueryError):
+            store.update(COLL, {"nothing": "matches"}, {"$bogus": {"a": 1}})
+        with pytest.raises(errors.QueryError):
+            store.delete(COLL, {"$where": "1"})
+        assert primary.count(COLL) == mirror.count(COLL) == 0
+
+
+# -- policies and the outbox -------------------------------------------------------------------------
+def test_strict_policy_names_the_mirror_and_the_uids(tmp_path: Any) -> None:
+    flaky = Flaky()
+    store = MultiplexStore(MemoryStore(), [MemoryStore(), flaky], policy="strict", names=["good", "flaky"])
+    flaky.mode = "fail"
+    with pytest.raises(MirrorError) as info:
+        store.insert_many(TRIALS, [{"uid": "u1"}, {"uid": "u2"}])
+    e = info.value
+    assert e.mirror == "flaky" and e.uids == ["u1", "u2"] and e.missed == [(TRIALS, "u1"), (TRIALS, "u2")]
+    assert "flaky" in str(e) and "'u1'" in str(e) and "'u2'" in str(e)
+    assert store.primary.count(TRIALS) == 2 and store.mirrors[0].store.count(TRIALS) == 2  # the write happened
+    assert store.status()["flaky"].outbox_depth == 2  # and the miss is recorded for a replay
+    with pytest.raises(MirrorError, match="flaky"):  # strict: no backoff, every write tries and raises
+        store.update(TRIALS, {"uid": "u1"}, {"$set": {"x": 1}})
+    assert store.status()["flaky"].outbox_depth == 2
+    flaky.mode = "ok"
+    store.update(TRIALS, {"uid": "u2"}, {"$set": {"y": 1}})  # works, and catches up on the backlog
+    assert store.status()["flaky"].outbox_depth == 0
+    assert_mirrored(store.primary, flaky)
+    store.close()
+
+
+def test_best_effort_records_backs_off_and_catches_up(caplog: Any) -> None:
+    flaky = Flaky()
+    store = MultiplexStore(MemoryStore(), [flaky], backoff=0.5, backoff_max=5, names=["flaky"])
+    store.insert(TRIALS, {"uid": "before"})
+    flaky.mode = "fail"
+    calls = flaky.calls
+    with caplog.at_level(logging.WARNING, logger="track_backends.multiplex"):
+        for i in range(100):
+            store.insert(TRIALS, {"uid": f"t{i}"})
+        for _ in range(20):
+            store.update(TRIALS, {"uid": "t0"}, {"$inc": {"n": 1}})  # one entry per uid, however often
+    assert flaky.calls - calls == 1, "a mirror that is down is not tried on every write"
+    assert any("flaky" in r.getMessage() and "failed" in r.getMessage() for r in caplog.records)  # not silent
+    st = store.status()["flaky"]
+    assert st.outbox_depth == 100 and st.down and 0 < st.retry_in <= 0.5 and "unreachable" in st.last_error
+    flaky.mode = "ok"
+    store.insert(TRIALS, {"uid": "during-backoff"})  # still backing off: recorded, not tried
+    assert store.status()["flaky"].outbox_depth == 101 and flaky.count(TRIALS) == 1
+    time.sleep(0.55)
+    store.insert(TRIALS, {"uid": "after"})  # tries again, works, replays the backlog
+    assert store.status()["flaky"].outbox_depth == 0 and not store.status()["flaky"].down
+    assert_mirrored(store.primary, flaky)
+    store.close()
+
+
+def test_backoff_grows_and_commit_replays() -> None:
+    flaky = Flaky()
+    store = MultiplexStore(MemoryStore(), [flaky], backoff=0.05, backoff_max=0.2, names=["flaky"])
+    flaky.mode = "fail"
+    delays = []
+    for i in range(40):
+        store.insert(COLL, {"uid": f"d{i}"})
+        delays.append(store.mirrors[0].delay)
+        time.sleep(0.01)
+    assert delays[0] == 0.05 and max(delays) == 0.2 and sorted(set(delays)) == [0.05, 0.1, 0.2]
+    flaky.mode = "ok"
+    time.sleep(0.25)
+    store.commit()
+    assert store.status()["flaky"].outbox_depth == 0
+    assert_mirrored(store.primary, flaky)
+    store.close()
+
+
+def test_deletes_missed_by_a_mirror_are_replayed() -> None:
+    flaky = Flaky()
+    store = MultiplexStore(MemoryStore(), [flaky], names=["flaky"])
+    store.insert_many(COLL, [{"uid": f"d{i}", "i": i} for i in range(10)])
+    flaky.mode = "fail"
+    store.delete(COLL, {"i": {"$lt": 5}})
+    store.insert(COLL, {"uid": "d0", "again": True})  # a deleted uid used again
+    flaky.mode = "ok"
+    assert store.replay()["flaky"].outbox_depth == 0
+    assert_mirrored(store.primary, flaky)
+    store.close()
+
+
+def test_the_outbox_is_durable_and_next_to_the_primary(tmp_path: Any) -> None:
+    flaky = Flaky()
+    flaky.mode = "fail"
+    primary = f"pickled://{tmp_path}/p.pkl"
+    with ProtocolMultiplexer(primary, flaky, close_timeout=0.2) as proto:
+        assert proto.store.outbox.path == str(tmp_path / "p.pkl.outbox")
+        new_trials(proto, 30)
+        name = proto.store.mirrors[0].name
+    assert os.path.exists(tmp_path / "p.pkl.outbox")
+    healed = MemoryStore()
+    with MultiplexStore(JournalStore(tmp_path / "p.pkl"), [healed], names=[name]) as store:
+        assert store.status()[name].outbox_depth == 30  # a new process finds the backlog
+        assert store.replay()[name].outbox_depth == 0
+        assert_mirrored(store.primary, healed)
+
+
+def test_an_outbox_that_cannot_record_is_an_error() -> None:
+    flaky = Flaky()
+    store = MultiplexStore(MemoryStore(), [flaky], names=["flaky"])
+    flaky.mode = "fail"
+    store.outbox.store.close()  # the outbox is gone: the miss cannot be recorded
+    with pytest.raises(MirrorError, match="could not record"):
+        store.insert(COLL, {"uid": "a"})
+    assert store.primary.count(COLL) == 1
+
+
+def test_default_outbox_locations(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TRACK_BACKENDS_DATA_DIR", str(tmp_path / "data"))
+    with MultiplexStore(MemoryStore(), [MemoryStore()]) as s:
+        assert s.outbox.path is None  # an ephemeral primary: the outbox lives (and dies) with it
+    with MultiplexStore(Flaky(), [MemoryStore()], primary_name="server://db") as s:  # a server primary
+        assert s.outbox.path is not None and s.outbox.path.startswith(str(tmp_path / "data" / "outbox"))
+    with MultiplexStore(Flaky(), [MemoryStore()], primary_name="server://db") as again:
+        assert again.outbox.path == s.outbox.path  # the same primary finds its outbox again
+    with open_store(multiplex_uri("ephemeral:", "ephemeral:", outbox=str(tmp_path / "box"))) as s:
+        assert s.outbox.path == str(tmp_path / "box")
+
+
+# -- bounded close ---------------------------------------------------------------------------------
+def test_close_is_bounded_when_a_mirror_hangs(tmp_path: Any) -> None:
+    flaky = Flaky()
+    store = MultiplexStore(JournalStore(tmp_path / "p.pkl"), [flaky], close_timeout=0.5, names=["flaky"])
+    flaky.mode = "fail"
+    for i in range(10):
+        store.insert(COLL, {"uid": f"h{i}"})
+    flaky.mode = "hang"
+    started = time.monotonic()
+    store.close()
+    assert time.monotonic() - started < 1.5
+    flaky.release.set()
+    with MultiplexStore(JournalStore(tmp_path / "p.pkl"), [MemoryStore()], names=["flaky"]) as again:
+        assert again.status()["flaky"].outbox_depth == 10  # left on disk for later
+
+
+def dead_uri(scheme: str, port: int, secret: str = "pw") -> str:
+    """A URI of a server that does not answer (short client timeouts)."""
+    if scheme == "mongodb":
+        pytest.importorskip("pymongo")
+        if not mongo_store_landed():
+            pytest.skip("the mongodb: store has not landed in this checkout")
+        return f"mongodb://user:{secret}@127.0.0.1:{port}/db?serverSelectionTimeoutMS=3000&connectTimeoutMS=3000"
+    pytest.importorskip("psycopg")
+    return f"postgresql://user:{secret}@127.0.0.1:{port}/db?connect_timeout=3&pool_timeout=3"
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A port that accepts TCP connections and never answers: a server that hangs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mongodb"])
+def test_close_is_bounded_when_a_server_mirror_hangs(tmp_path: Any, black_hole: int, scheme: str) -> None:
+    proto = ProtocolMultiplexer(f"pickled://{tmp_path}/p.pkl", dead_uri(scheme, black_hole), close_timeout=0.5)
+    proto.store.mirrors[0].failed("down", 60, 60)  # known down: the writes only record
+    new_trials(proto, 5)
+    assert proto.status()[proto.store.mirrors[0].name].outbox_depth == 5
+    started = time.monotonic()
+    proto.close()  # one replay attempt would take 3 s
+    assert time.monotonic() - started < 1.5
+
+
+# -- URIs and secrets ------------------------------------------------------------------------------------
+def test_uri_parsing() -> None:
+    uri = multiplex_uri("pickled:///x/p.pkl", "mongodb+srv://u:pw@h/db", "ephemeral:", policy="strict", close_timeout=2)
+    spec = parse_multiplex(uri)
+    assert spec.primary == "pickled:///x/p.pkl" and spec.mirrors == ("mongodb+srv://u:pw@h/db", "ephemeral:")
+    assert spec.policy == "strict" and spec.close_timeout == 2
+    assert "pw" not in repr(spec) and "***" in spec.redacted
+    plus = parse_multiplex("multiplex:?primary=ephemeral:&mirror=" + quote("mongodb+srv://h/db", safe="+"))
+    assert plus.mirrors == ("mongodb+srv://h/db",)  # "+" is not a space
+    for bad, match in [
+        ("multiplex:?mirror=ephemeral%3A", "needs a primary"),
+        ("multiplex:?primary=ephemeral%3A&primary=ephemeral%3A", "2 times"),
+        ("multiplex:?primary=ephemeral%3A&mirrors=ephemeral%3A", "unknown option"),
+        ("multiplex:?primary=ephemeral%3A&policy=sometimes", "policy"),
+        ("multiplex:?primary=ephemeral%3A&close_timeout=-1", "close_timeout"),
+        ("multiplex:?primary=" + quote("multiplex:?primary=ephemeral:", safe=""), "nested"),
+        ("multiplex:some/path?primary=ephemeral%3A", "no path"),
+        ("multiplex:?primary=nope", "no scheme"),
+    ]:
+        with pytest.raises(errors.InvalidURIError, match=match):
+            open_store(bad)
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mongodb"])
+def test_passwords_never_show(tmp_path: Any, caplog: Any, scheme: str) -> None:
+    inner = dead_uri(scheme, free_port(), secret="s3cr%3At")  # percent-encoded inside, doubly outside
+    uri = multiplex_uri(f"pickled://{tmp_path}/p.pkl", inner, policy="strict")
+    with caplog.at_level(logging.DEBUG, logger="track_backends"):
+        store = open_store(uri)
+        with pytest.raises(MirrorError) as info:
+            store.insert(COLL, {"uid": "a"})
+        texts = [str(info.value), repr(store), store.name, repr(store.status()), repr(parse_multiplex(uri))]
+        store.close(timeout=0)
+        assert main(["replay", uri]) == 1
+    texts += [r.getMessage() for r in caplog.records]
+    with open(tmp_path / "p.pkl.outbox", "rb") as f:
+        texts.append(f.read().decode("latin-1"))
+    for text in texts:
+        assert "s3cr" not in text, text
+    assert "user:***@" in str(info.value)
+
+
+def test_protocol_multiplexer_from_uri_and_stores(tmp_path: Any) -> None:
+    uri = multiplex_uri(f"file://{tmp_path}/p.jsonl", f"pickled://{tmp_path}/m.pkl")
+    with ProtocolMultiplexer.from_uri(uri) as proto:
+        new_trials(proto, 3)
+        assert list(proto.status()) == [f"pickled://{tmp_path}/m.pkl"]
+    with get_protocol(uri) as proto:
+        assert len(proto.fetch_trials()) == 3
+    with JournalStore(tmp_path / "p.jsonl", "file") as p, JournalStore(tmp_path / "m.pkl") as m:
+        assert_mirrored(p, m)
+
+
+# -- the CLI -----------------------------------------------------------------------------------------
+def test_cli_replay_after_a_mirror_comes_back(tmp_path: Any, capsys: Any) -> None:
+    """A real failure (the mirror's directory is missing), repaired, then `track-backends replay`."""
+    missing = tmp_path / "later"
+    uri = multiplex_uri(f"pickled://{tmp_path}/p.pkl", f"pickled://{missing}/m.pkl", close_timeout=0.1)
+    with get_protocol(uri) as proto:
+        new_trials(proto, 25)
+        (name,) = proto.store.status()
+        assert proto.store.status()[name].outbox_depth == 25
+    assert main(["replay", uri, "--dry-run"]) == 1
+    assert "25 pending" in capsys.readouterr().out
+    assert main(["replay", uri]) == 1  # still missing: documents left, the error named
+    out = capsys.readouterr().out
+    assert "0 left" not in out and "25 left" in out and "does not exist" in out
+    missing.mkdir()
+    assert main(["replay", "--outbox", str(tmp_path / "p.pkl.outbox")]) == 0
+    assert "replayed 25, 0 left" in capsys.readouterr().out
+    with JournalStore(tmp_path / "p.pkl") as p, JournalStore(missing / "m.pkl") as m:
+        assert_mirrored(p, m)
+
+
+def test_cli_replay_errors(tmp_path: Any, capsys: Any) -> None:
+    for argv, match in [
+        (["replay"], "give a multiplex: URI"),
+        (["replay", "--outbox", str(tmp_path / "none")], "no outbox"),
+        (["replay", "multiplex:?primary=ephemeral%3A"], "ephemeral"),
+        (["replay", multiplex_uri(f"pickled://{tmp_path}/absent.pkl", "ephemeral:")], "no primary store"),
+        (["replay", "multiplex:?nothing=1"], "unknown option"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and match in err, err
+
+
+# -- real servers ------------------------------------------------------------------------------------
+def mongo_store_landed() -> bool:
+    """Whether the mongodb: store is part of this checkout (it is built concurrently)."""
+    try:
+        import track_backends.stores.mongo  # noqa: F401
+    except ImportError:
+        return False
+    return "mongodb" in available_schemes()
+
+
+class Secantus:
+    """A SecantusDB on a fixed port with its data on disk, so it can be stopped and restarted."""
+
+    def __init__(self, tmp: Any) -> None:
+        try:
+            import pymongo  # noqa: F401
+            import secantus  # noqa: F401
+        except ImportError as e:
+            unavailable(f"SecantusDB or pymongo is not installed: {e}")
+        if not mongo_store_landed():
+            pytest.skip("the mongodb: store has not landed in this checkout")
+        self.port = free_port()
+        self.storage = str(tmp / "secantus-data")
+        self.base = f"mongodb://127.0.0.1:{self.port}/"
+        self.server: ServerProcess | None = None
+
+    def uri(self, name: str) -> str:
+        return f"{self.base}{name}?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--storage-path", self.storage, "--standalone", "--log-level", "WARNING"]
+        try:
+            self.server = start_server("secantus", argv, mongo_ping_probe(self.base), timeout=30)
+        except ServerStartError as e:
+            unavailable(f"SecantusDB does not start: {e}")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+class Postgres:
+    """A PostgreSQL from the pgserver wheel, on a data directory that survives a restart."""
+
+    def __init__(self, tmp: Any) -> None:
+        try:
+            import pgserver  # noqa: F401
+            import psycopg  # noqa: F401
+        except ImportError as e:
+            unavailable(f"pgserver or psycopg is not installed: {e}")
+        self.datadir = str(tmp / "pgdata")
+        self.server: Any = None
+        self.base = ""
+
+    def uri(self, name: str) -> str:
+        return f"{self.base}&schema={name}&pool_timeout=1&connect_timeout=1"
+
+    def start(self) -> None:
+        import pgserver
+
+        try:
+            self.server = pgserver.get_server(self.datadir, cleanup_mode="stop")
+        except Exception as e:  # noqa: BLE001 - any failure to start means "no server"
+            unavailable(f"cannot start PostgreSQL with pgserver: {e}")
+        self.base = self.server.get_uri()
+        assert "?" in self.base
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.cleanup()
+            self.server = None
+
+
+@pytest.fixture(params=["secantus", "postgres"])
+def server(request: Any, tmp_path: Any) -> Iterator[Any]:
+    """A real database server that the test can stop and restart (keeping its data)."""
+    srv = (Secantus if request.param == "secantus" else Postgres)(tmp_path)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def retry(call: Any, seconds: float = 15.0) -> Any:
+    """Call until it stops raising StoreUnavailableError (a restarted server takes a moment)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except errors.StoreUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_mirror_down_for_1000_writes_catches_up_after_replay(tmp_path: Any, server: Any, capsys: Any) -> None:
+    mirror_uri = server.uri("mirror")
+    uri = multiplex_uri(f"pickled://{tmp_path}/p.pkl", mirror_uri, backoff=0.2, backoff_max=2, close_timeout=0.5)
+    with get_protocol(uri) as proto:
+        group = proto.new_trial_group(TrialGroup("g", project_id="p"))
+        early = new_trials(proto, 50, group.uid)
+        proto.log_trial_metrics(early[0], step=0, loss=1.0)
+        proto.add_trial_tags(early[1], keep="no")
+        server.stop()  # the mirror goes down
+        started = time.monotonic()
+        trials = new_trials(proto, 400, group.uid, start=50)  # 400 writes
+        for t in trials[:300]:  # 300
+            proto.log_trial_metrics(t, step=1, loss=0.5)
+        for _ in range(200):  # 200 claims
+            assert proto.fetch_and_update_trial({"group_id": group.uid, **PENDING}, "set_trial_status", Status.Running)
+        proto.set_group_metadata(group, phase="down")  # 1
+        proto.store.update(TRIALS, {"uid": early[1].uid}, {"$unset": {"tags": ""}})  # 1
+        assert proto.store.delete(TRIALS, {"parameters.i": {"$lt": 98}}) == 98  # 98 deletes: 1000 writes
+        elapsed = time.monotonic() - started
+        status = proto.store.status()
+        (name,) = status
+        assert status[name].down and status[name].outbox_depth == 450 + 1  # every trial, and the group
+        assert elapsed < 25, f"1000 writes with a dead mirror took {elapsed:.1f} s: the backoff does not work"
+    server.start()  # same port or socket, same data
+    for _ in range(75):  # a restarted server may take a moment to answer
+        if main(["replay", uri]) == 0:
+            break
+        time.sleep(0.2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].endswith(", 0 left") and sum(int(x.split("replayed ")[1].split(",")[0]) for x in lines) == 451
+    with open_store(f"pickled://{tmp_path}/p.pkl") as primary, open_store(mirror_uri) as mirror:
+        assert primary.count(TRIALS) == 352
+        assert_mirrored(primary, mirror)
+
+
+def test_primary_down_raises_and_loses_nothing(tmp_path: Any, server: Any) -> None:
+    mirror = JournalStore(tmp_path / "m.pkl")
+    proto = ProtocolMultiplexer(server.uri("primary"), mirror, outbox=str(tmp_path / "box"), close_timeout=1)
+    first = proto.new_trial(Trial({"i": 0}, group_id="g"))
+    server.stop()
+    trial = Trial({"i": 1}, group_id="g")
+    before = trial.to_doc()
+    with pytest.raises(errors.StoreUnavailableError):
+        proto.new_trial(trial)
+    with pytest.raises(errors.StoreUnavailableError):
+        proto.log_trial_metrics(first, step=1, loss=0.1)
+    with pytest.raises(errors.StoreUnavailableError):
+        proto.fetch_and_update_trial({"group_id": "g", **PENDING}, "set_trial_status", Status.Running)
+    assert trial.to_doc() == before and first.metrics == {}  # the caller's objects are intact for a retry
+    assert [d["uid"] for d in mirror.find(TRIALS)] == [first.uid]  # nothing half-applied to the mirror
+    assert proto.status()[proto.store.mirrors[0].name].outbox_depth == 0
+    server.start()
+    assert retry(lambda: proto.new_trial(trial)) is trial  # the retry with the same object works
+    proto.log_trial_metrics(first, step=1, loss=0.1)
+    assert_mirrored(proto.store.primary, mirror)
+    proto.close()

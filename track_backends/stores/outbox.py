@@ -1,0 +1,239 @@
+"""The durable outbox of the multiplexer: which documents each mirror still has to receive.
+
+An entry names a mirror, a collection and a document uid, never the document itself: replaying
+an entry re-reads the *current* document from the primary (or finds it gone and deletes it on the
+mirror). Entries are keyed by ``(mirror, collection, uid)``, so a document that fails to reach a
+mirror a thousand times is one entry, and replaying it once is enough.
+
+Every entry carries a sequence number that each new failure increments. Removing entries after
+a replay is guarded by that number, so a failure recorded while a replay was running (by this
+process or another one sharing the outbox file) is never removed by it.
+
+The outbox is a :class:`~track_backends.stores.journal.JournalStore` (``pickled`` codec) when it
+has a path: every recorded failure is fsync'd before the write that caused it returns, and any
+number of processes can share it. Without a path it lives in memory (used for an ``ephemeral:``
+primary, whose documents cannot outlive the process either).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DuplicateKeyError
+from ..store import Store
+from .journal import JournalStore
+from .memory import MemoryStore
+
+ENTRIES = "entries"
+META = "meta"
+_CHUNK = 500
+
+
+def entry_key(mirror: str, collection: str, kind: str, name: str) -> str:
+    """The uid of the entry for one document (``kind="doc"``) or index (``kind="index"``)."""
+    return json.dumps([mirror, collection, kind, name], separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing a mirror missed: a document (by uid) or an index.
+
+    Attributes:
+        key: The entry's uid in the outbox.
+        mirror: The mirror's name (its URI with the password masked).
+        collection: The collection.
+        kind: ``"doc"`` or ``"index"``.
+        uid: The document's uid (``kind="doc"``), else ``""``.
+        keys: The index paths (``kind="index"``), else ``()``.
+        unique: Whether the index is unique.
+        seq: Incremented at each recorded failure; removal is guarded by it.
+        attempts: How many failures were recorded for it.
+        error: The last failure, one line.
+    """
+
+    key: str
+    mirror: str
+    collection: str
+    kind: str
+    uid: str
+    keys: tuple[str, ...]
+    unique: bool
+    seq: int
+    attempts: int
+    error: str
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Entry:
+        return cls(
+            key=doc["uid"],
+            mirror=doc["mirror"],
+            collection=doc["collection"],
+            kind=doc["kind"],
+            uid=doc.get("doc_uid") or "",
+            keys=tuple(doc.get("keys") or ()),
+            unique=bool(doc.get("unique")),
+            seq=int(doc["seq"]),
+            attempts=int(doc.get("attempts", 0)),
+            error=str(doc.get("error", "")),
+        )
+
+
+class Outbox:
+    """Failed mirror writes, keyed by ``(mirror, collection, uid)``.
+
+    Args:
+        path: The outbox file (a ``pickled`` journal, created if missing; its directory is
+            created too), or ``None`` for an outbox in memory.
+        lock_timeout: Seconds to wait for the file lock of a shared outbox.
+
+    Raises:
+        StoreError: The file cannot be created or opened.
+        CorruptStoreError: The file exists and is not a pickled journal.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, *, lock_timeout: float = 30.0) -> None:
+        self.path: str | None = None
+        self.store: Store
+        if path is None:
+            self.store = MemoryStore()
+        else:
+            self.path = os.path.abspath(os.fspath(path))
+            directory = os.path.dirname(self.path)
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError:
+                pass  # JournalStore names the missing directory
+            self.store = JournalStore(self.path, "pickled", lock_timeout=lock_timeout)
+        self.store.ensure_index(ENTRIES, "mirror")
+
+    # -- metadata --------------------------------------------------------------------------------
+    def describe(self, primary: str, mirrors: Sequence[str]) -> None:
+        """Record the (redacted) URIs of the primary and mirrors, for ``replay --outbox``."""
+        doc = {"primary": primary, "mirrors": list(mirrors), "updated": time.time()}
+        current = self.store.find_one(META, {"uid": "multiplex"})
+        if current is None or current.get("primary") != primary or current.get("mirrors") != list(mirrors):
+            self.store.update(META, {"uid": "multiplex"}, {"$set": doc}, upsert=True)
+
+    def description(self) -> dict[str, Any] | None:
+        """Return ``{"primary": uri, "mirrors": [uri, ...]}`` as last recorded, or ``None``."""
+        return self.store.find_one(META, {"uid": "multiplex"})
+
+    # -- recording -------------------------------------------------------------------------------
+    def record(self, mirror: str, collection: str, uids: Iterable[str], error: str) -> None:
+        """Record that ``mirror`` missed these documents (one entry per uid, however often).
+
+        Raises:
+            StoreError: The outbox could not be written (the failure must then be reported).
+        """
+        keys = {entry_key(mirror, collection, "doc", u): {"doc_uid": u} for u in uids}
+        self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "doc"})
+
+    def record_index(self, mirror: str, collection: str, keys: Sequence[str], unique: bool, error: str) -> None:
+        """Record that ``mirror`` missed an ``ensure_index``."""
+        key = entry_key(mirror, collection, "index", json.dumps(list(keys)))
+        fields = {
+            "mirror": mirror,
+            "collection": collection,
+            "kind": "index",
+            "keys": list(keys),
+            "unique": bool(unique),
+        }
+        self._record({key: {}}, error, fields)
+
+    def _record(self, keys: dict[str, dict[str, Any]], error: str, fields: dict[str, Any]) -> None:
+        if not keys:
+            return
+        now = time.time()
+        error = error[:500]
+        all_keys = list(keys)
+        for i in range(0, len(all_keys), _CHUNK):
+            chunk = all_keys[i : i + _CHUNK]
+            existing = {d["uid"] for d in self.store.find(ENTRIES, {"uid": {"$in": chunk}}, projection=["uid"])}
+            if existing:
+                self.store.update(
+                    ENTRIES,
+                    {"uid": {"$in": sorted(existing)}},
+                    {"$inc": {"seq": 1, "attempts": 1}, "$set": {"error": error, "last_failure": now}},
+                    many=True,
+                )
+            new = [
+                {
+                    "uid": k,
+                    **fields,
+                    **keys[k],
+                    "seq": 1,
+                    "attempts": 1,
+                    "first_failure": now,
+                    "last_failure": now,
+                    "error": error,
+                }
+                for k in chunk
+                if k not in existing
+            ]
+            if new:
+                try:
+                    self.store.insert_many(ENTRIES, new)
+                except DuplicateKeyError:  # another process recorded one of them meanwhile: one by one
+                    for doc in new:
+                        self.store.update(
+                            ENTRIES,
+                            {"uid": doc["uid"]},
+                            {
+                                "$inc": {"seq": 1, "attempts": 1},
+                                "$set": {"error": error, "last_failure": now},
+                                "$setOnInsert": {
+                                    k: v
+                                    for k, v in doc.items()
+                                    if k not in ("uid", "seq", "attempts", "error", "last_failure")
+                                },
+                            },
+                            upsert=True,
+                        )
+
+    def note_failure(self, entries: Sequence[Entry], error: str) -> None:
+        """Count one more failed replay of these entries (their sequence numbers stay)."""
+        keys = [e.key for e in entries]
+        for i in range(0, len(keys), _CHUNK):
+            self.store.update(
+                ENTRIES,
+                {"uid": {"$in": keys[i : i + _CHUNK]}},
+                {"$inc": {"attempts": 1}, "$set": {"error": error[:500], "last_failure": time.time()}},
+                many=True,
+            )
+
+    # -- replaying -------------------------------------------------------------------------------
+    def pending(self, mirror: str, limit: int | None = None) -> list[Entry]:
+        """Return the mirror's entries, indexes first, oldest failure first."""
+        docs = self.store.find(ENTRIES, {"mirror": mirror}, sort=[("kind", -1), ("first_failure", 1)], limit=limit)
+        return [Entry.from_doc(d) for d in docs]
+
+    def remove(self, entries: Sequence[Entry]) -> int:
+        """Remove replayed entries, unless a failure was recorded for them since they were read."""
+        by_seq: dict[int, list[str]] = {}
+        for e in entries:
+            by_seq.setdefault(e.seq, []).append(e.key)
+        removed = 0
+        for seq, keys in by_seq.items():
+            for i in range(0, len(keys), _CHUNK):
+                removed += self.store.delete(ENTRIES, {"uid": {"$in": keys[i : i + _CHUNK]}, "seq": seq})
+        return removed
+
+    def depth(self, mirror: str | None = None) -> int:
+        """Return how many entries wait for ``mirror`` (or for every mirror)."""
+        return self.store.count(ENTRIES, {"mirror": mirror} if mirror is not None else None)
+
+    def mirrors(self) -> list[str]:
+        """Return the names of the mirrors that have entries."""
+        return sorted({d["mirror"] for d in self.store.find(ENTRIES, projection=["mirror"])})
+
+    def close(self) -> None:
+        """Close the outbox file."""
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"<Outbox {self.path or 'in memory'}>"
