@@ -290,6 +290,31 @@ def test_deletes_missed_by_a_mirror_are_replayed() -> None:
     store.close()
 
 
+def test_strict_names_every_failing_mirror() -> None:
+    a, b = Flaky(), Flaky()
+    store = MultiplexStore(MemoryStore(), [a, b], policy="strict", names=["a", "b"])
+    a.mode = b.mode = "fail"
+    with pytest.raises(MirrorError, match="mirror a failed.*mirrors b failed too") as info:
+        store.insert(COLL, {"uid": "x"})
+    assert info.value.mirror == "a" and info.value.uids == ["x"]
+    assert {n: st.outbox_depth for n, st in store.status().items()} == {"a": 1, "b": 1}
+    store.close(timeout=0)
+
+
+def test_missed_indexes_are_replayed() -> None:
+    flaky = Flaky()
+    store = MultiplexStore(MemoryStore(), [flaky], names=["flaky"])
+    store.insert_many(COLL, [{"uid": "a", "s": "x"}, {"uid": "b", "s": "y"}])
+    flaky.mode = "fail"
+    store.ensure_index(COLL, "s", unique=True)
+    assert store.status()["flaky"].outbox_depth == 1
+    flaky.mode = "ok"
+    store.replay()
+    with pytest.raises(errors.DuplicateKeyError):  # the mirror has the unique index now
+        flaky.insert(COLL, {"uid": "c", "s": "x"})
+    store.close()
+
+
 def test_the_outbox_is_durable_and_next_to_the_primary(tmp_path: Any) -> None:
     flaky = Flaky()
     flaky.mode = "fail"
@@ -344,15 +369,16 @@ def test_close_is_bounded_when_a_mirror_hangs(tmp_path: Any) -> None:
         assert again.status()["flaky"].outbox_depth == 10  # left on disk for later
 
 
-def dead_uri(scheme: str, port: int, secret: str = "pw") -> str:
-    """A URI of a server that does not answer (short client timeouts)."""
+def dead_uri(scheme: str, port: int, secret: str = "pw", timeout: int = 3) -> str:
+    """A URI of a server that does not answer, with client timeouts of ``timeout`` seconds."""
     if scheme == "mongodb":
         pytest.importorskip("pymongo")
         if not mongo_store_landed():
             pytest.skip("the mongodb: store has not landed in this checkout")
-        return f"mongodb://user:{secret}@127.0.0.1:{port}/db?serverSelectionTimeoutMS=3000&connectTimeoutMS=3000"
+        ms = timeout * 1000
+        return f"mongodb://user:{secret}@127.0.0.1:{port}/db?serverSelectionTimeoutMS={ms}&connectTimeoutMS={ms}"
     pytest.importorskip("psycopg")
-    return f"postgresql://user:{secret}@127.0.0.1:{port}/db?connect_timeout=3&pool_timeout=3"
+    return f"postgresql://user:{secret}@127.0.0.1:{port}/db?connect_timeout={timeout}&pool_timeout={timeout}"
 
 
 @pytest.fixture
@@ -399,8 +425,8 @@ def test_uri_parsing() -> None:
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "mongodb"])
-def test_passwords_never_show(tmp_path: Any, caplog: Any, scheme: str) -> None:
-    inner = dead_uri(scheme, free_port(), secret="s3cr%3At")  # percent-encoded inside, doubly outside
+def test_passwords_never_show(tmp_path: Any, caplog: Any, capsys: Any, scheme: str) -> None:
+    inner = dead_uri(scheme, free_port(), secret="s3cr%3At", timeout=1)  # percent-encoded inside, doubly outside
     uri = multiplex_uri(f"pickled://{tmp_path}/p.pkl", inner, policy="strict")
     with caplog.at_level(logging.DEBUG, logger="track_backends"):
         store = open_store(uri)
@@ -409,6 +435,8 @@ def test_passwords_never_show(tmp_path: Any, caplog: Any, scheme: str) -> None:
         texts = [str(info.value), repr(store), store.name, repr(store.status()), repr(parse_multiplex(uri))]
         store.close(timeout=0)
         assert main(["replay", uri]) == 1
+    assert main(["replay", "--outbox", str(tmp_path / "p.pkl.outbox")]) == 2  # the outbox has no password
+    assert "without their passwords" in capsys.readouterr().err
     texts += [r.getMessage() for r in caplog.records]
     with open(tmp_path / "p.pkl.outbox", "rb") as f:
         texts.append(f.read().decode("latin-1"))
