@@ -526,10 +526,10 @@ class MultiplexStore(Store):
                 return
         raise StoreError(f"document {doc['uid']!r} kept changing on the mirror while it was being replaced")
 
-    def _record(self, mirror: _Mirror, collection: str, uids: Sequence[str], error: str) -> None:
+    def _record(self, mirror: _Mirror, collection: str, uids: Sequence[str], error: str, locked: bool = True) -> None:
         """Put uids in the outbox; if even that fails, raise (a failure is never dropped)."""
         try:
-            self.outbox.record(mirror.name, collection, uids, error)
+            self.outbox.record(mirror.name, collection, uids, error, bump=not locked)
         except Exception as e:
             raise MirrorError(
                 f"mirror {mirror.name} missed {len(uids)} document(s) of {collection!r} ({error}), and the "
@@ -612,7 +612,7 @@ class MultiplexStore(Store):
         except LockTimeoutError as e:
             error = _one_line(e)
             for m in self.mirrors:
-                self._record(m, collection, todo, error)
+                self._record(m, collection, todo, error, locked=False)
                 errors.append(self._mirror_error(m, collection, todo, error))
             log.warning("multiplex: %s; %d document(s) recorded in the outbox", error, len(todo))
         if errors and self.policy == "strict":
@@ -783,14 +783,16 @@ class MultiplexStore(Store):
             now = time.monotonic()
             for m in self.mirrors:
                 if self.policy == "best_effort" and m.backing_off(now):
-                    self.outbox.record_index(m.name, collection, paths, unique, m.last_error or "backing off")
+                    self.outbox.record_index(
+                        m.name, collection, paths, unique, m.last_error or "backing off", bump=False
+                    )
                     m.backlog = True
                     continue
                 try:
                     m.get().ensure_index(collection, keys, unique=unique)
                 except Exception as e:
                     error = _one_line(e)
-                    self.outbox.record_index(m.name, collection, paths, unique, error)
+                    self.outbox.record_index(m.name, collection, paths, unique, error, bump=False)
                     m.backlog = True
                     self._failed(m, error, f"creating an index on {collection!r}")
                     errors.append(

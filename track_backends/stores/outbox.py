@@ -5,9 +5,11 @@ an entry re-reads the *current* document from the primary (or finds it gone and 
 mirror). Entries are keyed by ``(mirror, collection, uid)``, so a document that fails to reach a
 mirror a thousand times is one entry, and replaying it once is enough.
 
-Every entry carries a sequence number that each new failure increments. Removing entries after
-a replay is guarded by that number, so a failure recorded while a replay was running (by this
-process or another one sharing the outbox file) is never removed by it.
+Recording and replaying normally both run under the multiplexer's mirroring lock (shared by the
+processes that share the outbox file), so a failure for a document that already has an entry
+costs a read and no write. A failure recorded without that lock (its wait timed out) increments
+the entry's sequence number instead, and removing entries after a replay is guarded by that
+number, so such a failure is never removed by a replay that was running at the time.
 
 The outbox is a :class:`~track_backends.stores.journal.JournalStore` (``pickled`` codec) when it
 has a path: every recorded failure is fsync'd before the write that caused it returns, and any
@@ -124,17 +126,28 @@ class Outbox:
         return self.store.find_one(META, {"uid": "multiplex"})
 
     # -- recording -------------------------------------------------------------------------------
-    def record(self, mirror: str, collection: str, uids: Iterable[str], error: str) -> None:
+    def record(self, mirror: str, collection: str, uids: Iterable[str], error: str, *, bump: bool = True) -> None:
         """Record that ``mirror`` missed these documents (one entry per uid, however often).
+
+        Args:
+            mirror: The mirror's name.
+            collection: The collection.
+            uids: The documents' uids.
+            error: The failure, one line.
+            bump: Also count the failure on entries that exist already (incrementing their
+                sequence number). Not needed when no replay can run meanwhile (under the
+                mirroring lock): existing entries are then left alone, with no write at all.
 
         Raises:
             StoreError: The outbox could not be written (the failure must then be reported).
         """
         keys = {entry_key(mirror, collection, "doc", u): {"doc_uid": u} for u in uids}
-        self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "doc"})
+        self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "doc"}, bump)
 
-    def record_index(self, mirror: str, collection: str, keys: Sequence[str], unique: bool, error: str) -> None:
-        """Record that ``mirror`` missed an ``ensure_index``."""
+    def record_index(
+        self, mirror: str, collection: str, keys: Sequence[str], unique: bool, error: str, *, bump: bool = True
+    ) -> None:
+        """Record that ``mirror`` missed an ``ensure_index`` (``bump`` as in :meth:`record`)."""
         key = entry_key(mirror, collection, "index", json.dumps(list(keys)))
         fields = {
             "mirror": mirror,
@@ -143,9 +156,9 @@ class Outbox:
             "keys": list(keys),
             "unique": bool(unique),
         }
-        self._record({key: {}}, error, fields)
+        self._record({key: {}}, error, fields, bump)
 
-    def _record(self, keys: dict[str, dict[str, Any]], error: str, fields: dict[str, Any]) -> None:
+    def _record(self, keys: dict[str, dict[str, Any]], error: str, fields: dict[str, Any], bump: bool) -> None:
         if not keys:
             return
         now = time.time()
@@ -154,7 +167,7 @@ class Outbox:
         for i in range(0, len(all_keys), _CHUNK):
             chunk = all_keys[i : i + _CHUNK]
             existing = {d["uid"] for d in self.store.find(ENTRIES, {"uid": {"$in": chunk}}, projection=["uid"])}
-            if existing:
+            if existing and bump:
                 self.store.update(
                     ENTRIES,
                     {"uid": {"$in": sorted(existing)}},
