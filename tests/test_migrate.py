@@ -46,6 +46,7 @@ from track_backends.migrate import (
     make_progress,
     migrate,
 )
+from track_backends.model import canonical_hash
 from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
 from track_backends.stores.memory import MemoryStore
 
@@ -367,6 +368,29 @@ def test_bump_stores_the_next_revision_once() -> None:
     assert again.verification is True
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_overwrite_and_bump_on_every_backend(backends: Backends, kind: str) -> None:
+    src = MemoryStore()
+    data = dataset()
+    data[TRIALS] = [t for t in data[TRIALS] if "neg_zero" not in t["parameters"]]  # PostgreSQL loses -0.0
+    fill(src, data)
+    theirs = data[TRIALS][5]
+    for policy in ("overwrite", "bump"):
+        dst = backends.open(kind)
+        dst.insert(TRIALS, dict(theirs, metrics={}, extra={"only": "dst"}))
+        report = migrate(src, dst, on_conflict=policy, batch=6)
+        assert report.verification is True, report.summary()
+        assert getattr(report.collections[TRIALS], "overwritten" if policy == "overwrite" else "bumped") == 1
+        again = migrate(src, dst, on_conflict=policy, batch=6)
+        assert again.total("copied") == again.total("overwritten") == again.total("bumped") == 0
+        assert again.verification is True
+        mine = dst.find(TRIALS, {"hash": theirs["hash"]})
+        if policy == "overwrite":
+            assert [document_checksum(d) for d in mine] == [document_checksum(theirs)]
+        else:
+            assert len(mine) == 2 and dst.count(TRIALS) == len(data[TRIALS]) + 1
+
+
 def test_bump_skips_revisions_the_source_still_has_to_copy() -> None:
     src, dst = MemoryStore(), MemoryStore()
     t0 = Trial({"x": 1}, group_id="g").to_doc()
@@ -518,6 +542,8 @@ def test_checksum_is_type_aware_and_ignores_store_fields() -> None:
     assert document_checksum({"uid": "a", "v": 1, "_id": "x"}) == document_checksum(base)
     assert document_checksum({"v": 1, "uid": "a"}) == document_checksum(base)
     assert document_checksum({"uid": "a", "v": [1, 2]}) != document_checksum({"uid": "a", "v": [2, 1]})
+    doc = dataset()[TRIALS][4]
+    assert document_checksum(doc) == canonical_hash(doc)
 
 
 # -- progress --------------------------------------------------------------------------------------
@@ -634,6 +660,19 @@ def test_cli_exits_1_on_a_verification_mismatch(capsys: pytest.CaptureFixture[st
     assert "MISMATCH" in out and "u02: missing" in out
 
 
+def test_cli_interrupt_says_how_to_resume(capsys: pytest.CaptureFixture[str]) -> None:
+    class Interrupted(MemoryStore):
+        def count(self, *args: Any, **kwargs: Any) -> Any:
+            raise KeyboardInterrupt
+
+    register("migint", lambda uri: Interrupted(), replace=True)
+    try:
+        assert main(["migrate", "migint:", "ephemeral:", "-q"]) == 130
+    finally:
+        unregister("migint")
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
 def test_cli_help_mentions_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["migrate", "--help"])
@@ -644,7 +683,7 @@ def test_cli_help_mentions_the_options(capsys: pytest.CaptureFixture[str]) -> No
 
 # -- a killed migration, resumed -------------------------------------------------------------------
 def test_killed_migration_resumes_without_duplicates(tmp_path: Path) -> None:
-    n = 20_000
+    n = 8_000
     src, dst = f"pickled://{tmp_path}/src.pkl", f"file://{tmp_path}/dst.jsonl"
     _populate(src, n)
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -652,15 +691,19 @@ def test_killed_migration_resumes_without_duplicates(tmp_path: Path) -> None:
     proc = subprocess.Popen(  # noqa: S603 - our own command line
         [*argv, "--batch", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
+    journal = tmp_path / "dst.jsonl"
     seen = []
     deadline = time.monotonic() + 60
     try:
         assert proc.stderr is not None
-        for line in proc.stderr:  # plain progress lines: stderr is a pipe
+        for line in proc.stderr:  # plain progress lines (stderr is a pipe): wait for the trials
             seen.append(line.strip())
-            if line.startswith("trials: ") and not line.startswith("trials: 0/"):
+            if line.startswith("trials: "):
                 break
-            assert time.monotonic() < deadline, seen
+        start = journal.stat().st_size
+        while journal.stat().st_size < start + 50_000:  # some dozens of batches of trials are written
+            assert proc.poll() is None and time.monotonic() < deadline, seen
+            time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
