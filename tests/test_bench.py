@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,11 @@ import pytest
 
 from track_backends import bench
 from track_backends.cli import main
+from track_backends.registry import available_schemes, open_store
 from track_backends.stores.memory import MemoryStore
 
-METRICS = ("insert_per_s", "query_ms", "log_per_s", "claim_per_s")
+METRICS = ("insert_per_s", "query_ms", "log_per_s", "claim_per_s", "group_query_ms")
+RATIOS = {"insert", "query", "log", "claim", "group"}
 
 
 def _assert_rows(rows: list[dict[str, Any]]) -> None:
@@ -20,7 +23,8 @@ def _assert_rows(rows: list[dict[str, Any]]) -> None:
         assert r["claimed"] == r["n"], r
         assert all(r[m] > 0 for m in METRICS), r
         if r["level"] in ("store", "protocol") and r["store"] in ("ephemeral", "pickled", "file"):
-            assert set(r["ratio"]) == {"insert", "query", "log", "claim"}
+            assert set(r["ratio"]) == RATIOS
+            assert r["reference"] == bench.REFERENCES[{"ephemeral": "memory"}.get(r["store"], "journal")]
         else:
             assert r["ratio"] is None
 
@@ -112,6 +116,8 @@ def test_bad_arguments() -> None:
         bench.run(["ephemeral:"], [0])
     with pytest.raises(bench.BenchError):
         bench.run(["ephemeral:"], [10], levels=["nope"])
+    with pytest.raises(bench.BenchError, match="workers must be positive"):
+        bench.run(["ephemeral:"], [10], workers_k=[0])
 
 
 @pytest.mark.parametrize("scheme", ["pickled", "file"])
@@ -167,6 +173,7 @@ def test_format_report_has_every_row() -> None:
 
 def test_default_run_covers_the_embedded_stores() -> None:
     report = bench.run(None, [100], levels=["store"], repeats=1)
+    assert report["workers"] == []  # none asked for
     got = [(r["store"], r["level"]) for r in report["rows"]]
     assert got == [
         ("ephemeral", "store"),
@@ -199,3 +206,168 @@ def test_json_to_stdout_with_check_puts_targets_on_stderr(capsys: pytest.Capture
     captured = capsys.readouterr()
     assert json.loads(captured.out)["rows"]
     assert captured.err.startswith("targets:")
+
+
+# -- K-worker claims ------------------------------------------------------------------------------
+def test_workers_claim_exactly_n_across_processes_on_a_pickled_file(tmp_path: Path) -> None:
+    report = bench.run([f"pickled://{tmp_path}/w.pkl"], [200], levels=["store"], workers_k=[1, 3], repeats=1)
+    got = {w["k"]: w for w in report["workers"]}
+    assert set(got) == {1, 3}
+    for k, w in got.items():
+        assert w["claimed"] == 200 and w["n"] == 200 and w["store"] == "pickled"
+        assert len(w["per_worker"]) == k and sum(w["per_worker"]) == 200
+        assert w["claim_per_s"] > 0 and w["note"] is None
+    assert got[1]["speedup"] == 1.0 and got[3]["speedup"] > 0
+    assert list(tmp_path.iterdir()) == []  # the scratch files are gone
+
+
+def test_concurrent_claims_directly(tmp_path: Path) -> None:
+    uri = f"file://{tmp_path}/c.jsonl"
+    with open_store(uri) as store:
+        uids = bench.workers.fill(store, 150)
+    res = bench.concurrent_claims(uri, 2, uids)
+    assert res["claimed"] == 150 and sum(res["per_worker"]) == 150
+    with open_store(uri) as store:
+        assert store.count("trials", {"status.name": "Running"}) == 150
+
+
+def test_tally_catches_double_and_missing_claims() -> None:
+    uids = ["a", "b", "c"]
+    ok = bench.workers.tally([(0, 1.0, 2.0, ["a", "c"], None), (1, 1.5, 3.0, ["b"], None)], uids)
+    assert ok["claimed"] == 3 and ok["per_worker"] == [2, 1] and ok["seconds"] == 2.0
+    with pytest.raises(bench.BenchError, match="claimed more than once across processes, e.g. b"):
+        bench.workers.tally([(0, 1.0, 2.0, ["a", "b"], None), (1, 1.0, 2.0, ["b", "c"], None)], uids)
+    with pytest.raises(bench.BenchError, match="expected each of 3 trials claimed once, got 2"):
+        bench.workers.tally([(0, 1.0, 2.0, ["a"], None), (1, 1.0, 2.0, ["c"], None)], uids)
+    with pytest.raises(bench.BenchError, match="1 of 2 failed; first: boom"):
+        bench.workers.tally([(0, 1.0, 2.0, ["a"], None), (1, 0.0, 0.0, [], "boom")], uids)
+
+
+def test_a_failing_worker_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(bench.BenchError, match="failed"):
+        bench.concurrent_claims(f"pickled://{tmp_path}/missing-dir/x.pkl", 2, ["h00000000_0"])
+
+
+@pytest.mark.parametrize("uri", ["ephemeral:", "mongomock://bench_skip"])
+def test_workers_are_skipped_with_a_note_for_in_process_stores(uri: str) -> None:
+    if uri.startswith("mongomock"):
+        pytest.importorskip("mongomock")
+        pytest.importorskip("track_backends.stores.mongo")
+        if "mongomock" not in available_schemes():
+            pytest.skip("the mongomock scheme is not registered yet")
+    report = bench.run([uri], [50], levels=["store"], workers_k=[1, 2], repeats=1)
+    (w,) = report["workers"]
+    assert w["k"] is None and w["claimed"] == 0 and "other processes cannot open it" in w["note"]
+    assert "other processes cannot open it" in bench.format_report(report)
+
+
+def test_parse_workers() -> None:
+    import argparse
+
+    assert bench.parse_workers("4,1,2,2") == [1, 2, 4]
+    assert bench.parse_workers("0") == [] and bench.parse_workers("none") == []
+    for bad in ("x", "1,-2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.parse_workers(bad)
+
+
+# -- checks for server stores -----------------------------------------------------------------------
+def test_check_targets_for_postgres_and_mongo() -> None:
+    def row(uri: str, level: str, n: int, claim: float, group: float, ratio: dict | None) -> dict:
+        return {
+            "store": uri.split(":")[0],
+            "uri": uri,
+            "level": level,
+            "n": n,
+            "insert_per_s": 1000.0,
+            "query_ms": 1.0,
+            "log_per_s": 1000.0,
+            "claim_per_s": claim,
+            "group_query_ms": group,
+            "claimed": n,
+            "ratio": ratio,
+        }
+
+    pg, mg = "postgresql://h/db", "mongodb://h/db"
+    good = {"insert": 0.9, "query": 1.0, "log": 0.7, "claim": 0.9, "group": 1.0}
+    rows = [
+        row(pg, "store", 1000, 2500, 9.0, good),
+        row(pg, "store", 10_000, 2400, 4.0, good),
+        row(pg, "ref:psycopg", 1000, 2600, 1.0, None),
+        row(mg, "store", 1000, 500, 1.0, {**good, "insert": 0.8}),
+        row(mg, "store", 10_000, 100, 1.0, good),
+    ]
+    workers = [
+        {"store": "postgresql", "uri": pg, "n": 10_000, "k": 1, "speedup": 1.0},
+        {"store": "postgresql", "uri": pg, "n": 10_000, "k": 4, "speedup": 1.6},
+    ]
+    checks = bench.check_targets(rows, bench.flatness(rows), workers)
+    got = {(c["store"], c["what"]): (c["status"], c["n"]) for c in checks}
+    assert got[("postgresql", "inserts / raw psycopg >= 0.8")] == ("PASS", "n=1,000")
+    assert got[("postgresql", "metric logs / raw psycopg >= 0.8")] == ("MISS", "n=1,000")
+    assert got[("postgresql", "claims/s >= 2,000")] == ("PASS", "n=1,000")
+    assert got[("postgresql", "group query ms (10 pending) <= 5.0")] == ("PASS", "n=10,000")  # the largest n
+    assert got[("postgresql", "claim cost(large n)/cost(small n) <= 1.3")][0] == "PASS"
+    assert got[("postgresql", "4 workers' claims/s / 1 worker's >= 1.5")] == ("PASS", "n=10,000")
+    assert got[("mongodb", "inserts / raw pymongo >= 0.85")] == ("MISS", "n=1,000")
+    assert got[("mongodb", "claims / raw pymongo >= 0.85")] == ("PASS", "n=1,000")
+    assert got[("mongodb", "claim cost(large n)/cost(small n) <= 1.3")][0] == "MISS"
+    assert not any(c["level"] == "ref:psycopg" for c in checks)
+
+
+# -- peers ---------------------------------------------------------------------------------------------
+def test_peer_rows_run_where_importable_and_respect_max_n(monkeypatch: pytest.MonkeyPatch) -> None:
+    from track_backends.bench import peers, workload
+
+    def fake(n: int, scratch: str) -> dict[str, Any]:
+        assert Path(scratch).is_dir()
+        return workload.result(n, 1.0, 2.0, 10, 1.0, 4.0, None)
+
+    monkeypatch.setattr(peers, "PEERS", [peers.Peer("fake-peer", "json", 300, fake)])
+    report = bench.run(["ephemeral:"], [200, 400], levels=["store"], peers=True, repeats=1)
+    prow = [r for r in report["rows"] if r["level"] == "peer"]
+    assert [(r["store"], r["n"], r["claimed"]) for r in prow] == [("fake-peer", 200, 200)]
+    assert prow[0]["group_query_ms"] is None and prow[0]["ratio"] is None
+    assert any("fake-peer skipped at n=400" in n for n in report["notes"])
+    assert not any(c["store"] == "fake-peer" for c in report["checks"])
+    json.dumps(report, allow_nan=False)  # strict JSON: no NaN for the missing group query
+
+
+def test_peers_that_do_not_import_leave_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    from track_backends.bench import peers
+
+    monkeypatch.setattr(peers, "PEERS", [peers.Peer("nope", "no_such_package_xyz", 10, lambda n, s: {})])
+    found, notes = peers.available_peers()
+    assert found == [] and "no_such_package_xyz not importable" in notes[0]
+
+
+def test_peer_workloads_when_installed() -> None:
+    from track_backends.bench import peers
+
+    ran = 0
+    for peer in peers.available_peers()[0]:
+        if peer.name in ("orion-ephemeral", "optuna-inmemory"):
+            assert peers.run_peer(peer, 30)["claimed"] == 30
+            ran += 1
+    if not ran:
+        pytest.skip("neither optuna nor orion is installed here (they are not dependencies)")
+
+
+# -- plot -----------------------------------------------------------------------------------------------
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "bench.png"
+    path = tmp_path / "bench.json"
+    argv = ["bench", "ephemeral:", "--n", "100,200", "--repeat", "1", "-q", "--plot", str(out), "--json", str(path)]
+    assert main(argv) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    report = json.loads(path.read_text())
+    again = tmp_path / "again.png"
+    assert bench.plot_report(report, str(again)) == str(again) and again.stat().st_size > 10_000
+
+
+def test_plot_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    assert main(["bench", "ephemeral:", "--n", "10", "-q", "--plot", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert "track-backends[bench]" in err and "matplotlib" in err

@@ -136,7 +136,20 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark and print its table (and/or JSON)."""
     progress = None if args.quiet else bench.print_progress
-    report = bench.run(args.uris, args.n, levels=args.level, repeats=args.repeat, no_gc=args.no_gc, progress=progress)
+    if args.plot:
+        bench.require_plotting()  # before the run, not after it
+    report = bench.run(
+        args.uris,
+        args.n,
+        levels=args.level,
+        workers_k=args.workers,
+        peers=not args.no_peers,
+        repeats=args.repeat,
+        no_gc=args.no_gc,
+        progress=progress,
+    )
+    if args.plot:
+        bench.plot_report(report, args.plot)
     text = json.dumps(report, indent=2)
     if args.json == "-":
         print(text)
@@ -169,9 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "bench",
-        help="run the trial workload (insert, query, log, claim) and print rates",
+        help="run the trial workload (insert, query, log, claim, K-worker claims) and print rates",
         description="Run Orion's trial workload at the Store and Protocol level, next to a raw reference "
-        "(dict operations for memory, append+fdatasync for journals), and print rates, ratios and flatness. "
+        "(dict operations for memory, append+fdatasync for journals, the store's SQL replayed with psycopg for "
+        "postgresql://, plain pymongo for mongodb://), K-worker concurrent claims and, where optuna or orion "
+        "import, their stores; print rates, ratios and flatness. "
         "With no URI: ephemeral:, pickled: and file: in a temporary directory. Full run: --n 1k,10k,100k.",
         epilog=URI_HELP,
         formatter_class=fmt,
@@ -183,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write the report as JSON to PATH (or stdout)")
     p.add_argument("--check", action="store_true", help="print which speed targets are met (PASS/MISS)")
     p.add_argument("--no-gc", action="store_true", help="disable Python's garbage collector while measuring")
+    p.add_argument(
+        "--workers",
+        type=bench.parse_workers,
+        default=list(bench.DEFAULT_WORKERS),
+        metavar="K,...",
+        help="concurrent claiming processes (default: 1,2,4; 0 for none)",
+    )
+    p.add_argument("--plot", metavar="PNG", help="draw µs/op against n, log-log (needs the 'bench' extra)")
+    p.add_argument("--no-peers", action="store_true", help="skip optuna/orion rows even when they import")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
     p = sub.add_parser(
