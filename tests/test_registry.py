@@ -139,3 +139,24 @@ def test_ephemeral_stores_are_independent():
     with get_protocol("ephemeral:") as a, get_protocol("ephemeral:") as b:
         a.new_project(tb.Project("only-in-a"))
         assert b.fetch_projects() == []
+
+
+def test_percent_encoded_inner_passwords_are_masked():
+    from urllib.parse import quote
+
+    from track_backends.uri import mask_password
+
+    inner = quote("postgresql://u:SECRET@host/db", safe="")
+    other = quote("mongodb://a%40b:p%40ss@h/db", safe="")
+    masked = mask_password(f"multiplex:?primary={inner}&mirror={other}")
+    assert "SECRET" not in masked and "p%2540ss" not in masked and masked.count("***") == 2
+    assert repr(parse_uri(f"multiplex:?primary={inner}")).count("SECRET") == 0
+    plain = "multiplex:?primary=pickled%3A%2F%2F%2Fdata%2Ft.pkl"
+    assert mask_password(plain) == plain
+
+
+def test_lazy_exports():
+    assert tb.MigrationReport.__module__ == "track_backends.migrate"
+    assert tb.ProtocolMultiplexer.__name__ == "ProtocolMultiplexer"
+    with pytest.raises(AttributeError):
+        tb.no_such_thing  # noqa: B018

@@ -34,6 +34,28 @@ from .uri import StoreURI, parse_uri
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "ProtocolMultiplexer": "track_backends.stores.multiplex",
+    "MultiplexStore": "track_backends.stores.multiplex",
+    "MirrorError": "track_backends.stores.multiplex",
+    "multiplex_uri": "track_backends.stores.multiplex",
+    "MigrationReport": "track_backends.migrate",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the multiplexer and the migration report on first use (they pull in more modules).
+
+    The ``migrate`` function lives in :mod:`track_backends.migrate` (a module of the same name).
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'track_backends' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "CorruptStoreError",
     "DocumentProtocol",
@@ -42,8 +64,12 @@ __all__ = [
     "EncodingError",
     "InvalidURIError",
     "LockTimeoutError",
+    "MigrationReport",
+    "MirrorError",
+    "MultiplexStore",
     "NotFoundError",
     "Project",
+    "ProtocolMultiplexer",
     "QueryError",
     "SchemeTakenError",
     "Status",
@@ -58,6 +84,7 @@ __all__ = [
     "UnsupportedOperatorError",
     "available_schemes",
     "get_protocol",
+    "multiplex_uri",
     "open_store",
     "parse_uri",
     "register",

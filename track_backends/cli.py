@@ -33,6 +33,7 @@ store URIs:
   mongomock://db                         mongomock, in memory (pip install 'track-backends[mongomock]')
   postgresql://user:pass@host/db         PostgreSQL, JSONB (pip install 'track-backends[postgres]')
   cockroach://user:pass@host:26257/db    CockroachDB (pip install 'track-backends[postgres]')
+  multiplex:?primary=URI&mirror=URI      a primary mirrored to other stores (inner URIs percent-encoded)
 Passwords are never printed; options go in the query string (?name=value).
 """
 

@@ -1,6 +1,7 @@
 """Validation and copying of JSON-like values before they reach a store.
 
-A storable value is ``None``, ``bool``, ``int`` (64-bit), a finite ``float``, ``str``, a ``list``
+A storable value is ``None``, ``bool``, ``int`` (64-bit), a finite ``float`` (``-0.0`` is stored
+as ``0.0``), ``str`` (valid UTF-8, without NUL characters), a ``list``
 of storable values, or a ``dict`` with ``str`` keys that neither start with ``$`` nor contain
 ``.``. Tuples become lists; NumPy scalars and arrays become their Python equivalents.
 Anything else raises :class:`~track_backends.errors.EncodingError` naming the path of the bad
@@ -60,8 +61,10 @@ def check_key(key: Any, path: str = "") -> str:
             f"invalid field name {key!r}{_where(path)}: names must be non-empty, "
             "must not start with '$' and must not contain '.'"
         )
-    if not _is_utf8(key):
-        raise EncodingError(f"field name {key!r}{_where(path)} holds a lone surrogate, which is not valid UTF-8")
+    if not _is_utf8(key) or "\x00" in key:
+        raise EncodingError(
+            f"field name {key!r}{_where(path)} holds a NUL or a lone surrogate, which is not valid here"
+        )
     return key
 
 
@@ -80,6 +83,8 @@ def encode(value: Any, path: str = "") -> Any:
     """
     t = type(value)
     if t is str:
+        if "\x00" in value:
+            raise EncodingError(f"string{_where(path)} holds a NUL character, which not every backend can store")
         if value.isascii() or _is_utf8(value):
             return value
         raise EncodingError(f"string{_where(path)} holds a lone surrogate, which is not valid UTF-8: {value!r:.80}")
@@ -91,15 +96,27 @@ def encode(value: Any, path: str = "") -> Any:
         raise EncodingError(f"integer {value} does not fit in 64 bits{_where(path)}")
     if t is float:
         if math.isfinite(value):
-            return value
+            return value if value else 0.0  # -0.0 becomes 0.0: not every backend keeps the sign of zero
         raise EncodingError(f"non-finite float {value!r}{_where(path)} cannot be stored on every backend")
     if t is dict:
         out = {}
         for k, v in value.items():
-            if type(k) is not str or not k or k[0] == "$" or "." in k or not (k.isascii() or _is_utf8(k)):
+            if (
+                type(k) is not str
+                or not k
+                or k[0] == "$"
+                or "." in k
+                or "\x00" in k
+                or not (k.isascii() or _is_utf8(k))
+            ):
                 check_key(k, path)
             tv = type(v)
-            if (tv is str and v.isascii()) or tv is bool or v is None or (tv is float and math.isfinite(v)):
+            if (
+                (tv is str and v.isascii() and "\x00" not in v)
+                or tv is bool
+                or v is None
+                or (tv is float and v and math.isfinite(v))
+            ):
                 out[k] = v  # the common scalars, without a call
             elif tv is int and INT64_MIN <= v <= INT64_MAX:
                 out[k] = v

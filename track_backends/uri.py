@@ -13,9 +13,20 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _PASSWORD_RE = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#]*:)(?P<pw>[^@/?#]*)(?P<at>@)")
 
 
+# The same inside a percent-encoded URI (e.g. a multiplex: URI's inner URIs): "%3A%2F%2Fuser%3Apw%40".
+_ENCODED_PASSWORD_RE = re.compile(
+    r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*%3A%2F%2F(?:(?!%3A|%40|%2F)[^:/@?#&\s])*%3A)"
+    r"(?P<pw>(?:(?!%40)[^/@?#&\s])*)(?P<at>%40)",
+    re.IGNORECASE,
+)
+
+
 def mask_password(text: str) -> str:
-    """Replace the password of every URI found in ``text`` with ``***``."""
-    return _PASSWORD_RE.sub(lambda m: m.group("pre") + "***" + m.group("at"), text)
+    """Replace the password of every URI found in ``text`` with ``***``, percent-encoded ones too."""
+    text = _PASSWORD_RE.sub(lambda m: m.group("pre") + "***" + m.group("at"), text)
+    if "%" in text:
+        text = _ENCODED_PASSWORD_RE.sub(lambda m: m.group("pre") + "***" + m.group("at"), text)
+    return text
 
 
 @dataclass(frozen=True)

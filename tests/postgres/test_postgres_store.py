@@ -140,10 +140,10 @@ def test_unstorable_strings(store: Any) -> None:
         store.insert(COLL, {"uid": "nul", "s": "a\x00b"})
     with pytest.raises(errors.EncodingError):
         store.update(COLL, {"uid": "a"}, {"$set": {"s": "\x00"}})
-    assert store.find(COLL, {"s": "a\x00b"}) == []
-    assert [d["uid"] for d in store.find(COLL, {"s": {"$gt": "a\x00"}})] == ["a"]
-    assert [d["uid"] for d in store.find(COLL, {"s": {"$ne": "\x00"}})] == ["a"]
-    assert store.find(COLL, {"s\x00": {"$exists": True}}) == []
+    for query in ({"s": "a\x00b"}, {"s": {"$gt": "a\x00"}}, {"s": {"$ne": "\x00"}}):
+        with pytest.raises(errors.QueryError):  # refused on every backend, before reaching SQL
+            store.find(COLL, query)
+    assert [d["uid"] for d in store.find(COLL, {})] == ["a"]
 
 
 def test_values_and_key_order_round_trip(store: Any) -> None:

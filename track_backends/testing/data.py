@@ -103,6 +103,7 @@ BAD_DOCUMENTS: list[tuple[Any, str]] = [
     (["not", "a", "dict"], "EncodingError"),
     ({"uid": "x", "v": "lone \ud800 surrogate"}, "EncodingError"),  # not valid UTF-8 anywhere
     ({"uid": "x", "k\udc00": 1}, "EncodingError"),
+    ({"uid": "x", "v": "nul \x00 inside"}, "EncodingError"),  # PostgreSQL's text cannot hold it
 ]
 
 BAD_QUERIES: list[tuple[Any, str]] = [
