@@ -318,14 +318,7 @@ def _snapshot_uids(store: Store, collection: str) -> list[str] | None:
     """
     from .stores.memory import MemoryStore
 
-    if not isinstance(store, MemoryStore):
-        return None
-    try:
-        with store._reading():
-            coll = store._colls.get(collection)
-            return sorted(coll.docs) if coll is not None else []
-    except AttributeError:  # a subclass that keeps its state elsewhere: page generically
-        return None
+    return store.uids(collection) if isinstance(store, MemoryStore) else None
 
 
 def iter_pages(

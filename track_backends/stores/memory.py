@@ -322,6 +322,13 @@ class MemoryStore(Store):
             probe.add_index(paths, bool(unique))  # raises DuplicateKeyError before logging
             self._commit(["index", collection, list(paths), bool(unique)])
 
+    def uids(self, collection: str) -> list[str]:
+        """Return the sorted uids of a collection (no documents are copied)."""
+        check_collection(collection)
+        with self._reading():
+            c = self._colls.get(collection)
+            return sorted(c.docs) if c is not None else []
+
     def close(self) -> None:
         """Mark the store closed; later calls raise StoreUnavailableError."""
         self.closed = True
