@@ -199,6 +199,28 @@ def test_full_run_script_defaults() -> None:
     assert args[:2] == ["bench", "ephemeral:"]
     assert args[args.index("--n") + 1] == "1000,10000,100000"
     assert "--check" in args and args.count("--json") == 1
+    assert args[args.index("--workers") + 1] == "1,2,4"
+    assert mod.full_run_args(["--plot", "p.png"]).count("--plot") == 1
+
+
+def test_plot_script_merges_reports(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_plot", Path(__file__).resolve().parents[1] / "benchmarks/plot.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    paths = []
+    for i, uri in enumerate(["ephemeral:", "ephemeral:"]):
+        p = tmp_path / f"r{i}.json"
+        p.write_text(json.dumps(bench.run([uri], [50, 60], levels=["store"], repeats=1)))
+        paths.append(str(p))
+    merged = mod.merge(paths)
+    assert len(merged["rows"]) == 8
+    assert bench.plot_report(merged, str(tmp_path / "m.png"))
 
 
 def test_json_to_stdout_with_check_puts_targets_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:

@@ -175,7 +175,7 @@ PEERS: list[Peer] = [
     Peer("orion-ephemeral", "orion", 1_000, _orion_ephemeral),
     Peer("orion-pickled", "orion", 1_000, _orion_pickled),
     Peer("optuna-inmemory", "optuna", 10_000, _optuna_inmemory),
-    Peer("optuna-journal-file", "optuna", 10_000, _optuna_journal),
+    Peer("optuna-journal-file", "optuna", 1_000, _optuna_journal),
     Peer("optuna-rdb-sqlite", "optuna", 1_000, _optuna_sqlite),
     Peer("optuna-rdb-postgres", "optuna", 1_000, _optuna_postgres),
 ]
