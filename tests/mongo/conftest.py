@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mongo_helpers import fresh_name, with_database
+from mongo_helpers import Server, fresh_name, require, with_database
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def secantus_uri(mongo_wire_uri: str, mongo_wire_client: Any) -> Iterator[str]:
 @pytest.fixture
 def mock_uri() -> Iterator[str]:
     """A ``mongomock://`` URI of a fresh database."""
-    pytest.importorskip("mongomock")
+    require("mongomock")
     from track_backends.stores import mongo
 
     name = fresh_name()
@@ -71,15 +71,29 @@ def container_mongo_uri() -> Iterator[str]:
         container.stop()
 
 
-@pytest.fixture
-def container_uri(container_mongo_uri: str) -> Iterator[str]:
-    """A ``mongodb://`` URI of a fresh database on the testcontainers MongoDB."""
+@pytest.fixture(scope="session")
+def container_client(container_mongo_uri: str) -> Iterator[Any]:
+    """A pymongo client of the testcontainers MongoDB."""
     import pymongo
 
+    client: Any = pymongo.MongoClient(container_mongo_uri, serverSelectionTimeoutMS=5000)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def container_uri(container_mongo_uri: str, container_client: Any) -> Iterator[str]:
+    """A ``mongodb://`` URI of a fresh database on the testcontainers MongoDB."""
     name = fresh_name()
     yield with_database(container_mongo_uri, name)
-    client: Any = pymongo.MongoClient(container_mongo_uri, serverSelectionTimeoutMS=5000)
-    try:
-        client.drop_database(name)
-    finally:
-        client.close()
+    container_client.drop_database(name)
+
+
+@pytest.fixture(scope="module", params=["wire", "container"])
+def server(request: pytest.FixtureRequest) -> Server:
+    """Each real server in turn: the ``mongo_wire_uri`` one (SecantusDB), then testcontainers'."""
+    if request.param == "wire":
+        uri = request.getfixturevalue("mongo_wire_uri")
+        return Server(uri, request.getfixturevalue("wire_server"), request.getfixturevalue("mongo_wire_client"))
+    uri = request.getfixturevalue("container_mongo_uri")
+    return Server(uri, "mongodb", request.getfixturevalue("container_client"))

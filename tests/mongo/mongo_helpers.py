@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import uuid
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+
+@dataclass(frozen=True)
+class Server:
+    """A MongoDB-wire server the tests run on."""
+
+    uri: str  # its base URI
+    kind: str  # "secantus" or "mongodb"
+    client: Any  # a pymongo client connected to it
 
 
 def fresh_name() -> str:
@@ -23,3 +37,17 @@ def with_database(uri: str, name: str) -> str:
     if old and "@" in parts.netloc and not any(k.lower() == "authsource" for k, _ in params):
         params.append(("authSource", old))
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, urlencode(params), ""))
+
+
+def require(module: str) -> ModuleType:
+    """Import a driver the tests need: skip without it, but fail under CI (``CI=true``)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        import pytest
+
+        reason = f"{module} is not installed ({e}); pip install -e '.[test]'"
+        if os.environ.get("CI", "").strip().lower() == "true":
+            pytest.fail(f"{reason} (CI=true: refusing to skip)", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+        raise  # pragma: no cover - skip raises

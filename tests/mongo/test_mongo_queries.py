@@ -3,9 +3,10 @@
 The generator (``tests/querygen.py``) and the catalogues of known deviations come from
 ``tests/test_query_differential.py``; nothing is duplicated here:
 
-* On the wire server (SecantusDB, or ``$TRACK_BACKENDS_MONGO_URI``) every generated query, sort,
-  projection and update sequence must give, through ``mongodb://``, exactly the memory store's
-  answer. SecantusDB's own deviations from MongoDB's documentation (``SECANTUS_DEVIATIONS``)
+* On each real server (the wire server: SecantusDB, or ``$TRACK_BACKENDS_MONGO_URI``; and the
+  testcontainers MongoDB where Docker answers) every generated query, sort, projection and
+  update sequence must give, through ``mongodb://``, exactly the memory store's answer.
+  SecantusDB's own deviations from MongoDB's documentation (``SECANTUS_DEVIATIONS``)
   are handled as there: the store is sent the query's documented equivalent
   (``documented_form``), and updated documents are compared without field order
   (``update-field-order``). Against a real MongoDB the queries go as generated.
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mongo_helpers import fresh_name, with_database
+from mongo_helpers import Server, fresh_name, require, with_database
 from test_query_differential import (
     COMPOUND_RANGE,
     DOCS,
@@ -108,20 +109,20 @@ def _fill(store: Store) -> Store:
 
 
 @pytest.fixture(scope="module")
-def wire(mongo_wire_uri: str, mongo_wire_client: Any) -> Iterator[Store]:
-    """A ``mongodb://`` store on the wire server holding the generated documents twice."""
+def wire(server: Server) -> Iterator[Store]:
+    """A ``mongodb://`` store on a real server holding the generated documents twice."""
     name = fresh_name()
-    store = open_store(with_database(mongo_wire_uri, name))
+    store = open_store(with_database(server.uri, name))
     try:
         yield _fill(store)
     finally:
         store.close()
-        mongo_wire_client.drop_database(name)
+        server.client.drop_database(name)
 
 
 @pytest.fixture(scope="module")
 def mock() -> Iterator[Store]:
-    pytest.importorskip("mongomock")
+    require("mongomock")
     from track_backends.stores import mongo
 
     name = fresh_name()
@@ -146,10 +147,10 @@ def _agree(got: list[str] | str, want: list[str] | str) -> bool:
     return got == want
 
 
-def test_find_and_count_match_memory(wire: Store, wire_server: str, memory: MemoryStore) -> None:
+def test_find_and_count_match_memory(wire: Store, server: Server, memory: MemoryStore) -> None:
     failures = []
     observed: Counter[str] = Counter()
-    secantus = wire_server == "secantus"
+    secantus = server.kind == "secantus"
     for q in QUERIES:
         sent = documented_form(q) if secantus else q
         want = _answer(memory, "docs", q)
@@ -235,21 +236,20 @@ def _step(store: Store, step: dict[str, Any]) -> tuple[str, Any]:
         return ("error", None)
 
 
-def test_update_sequence_matches_memory(mongo_wire_client: Any, mongo_wire_uri: str, wire_server: str) -> None:
+def test_update_sequence_matches_memory(server: Server) -> None:
     """The generated update steps, applied through both stores, leave the same documents.
 
     Failing updates (many=True included) must change nothing on either side: the mongo store
     checks an update_many against every matching document before sending it. On SecantusDB,
-    documents are compared without field order (deviation ``update-field-order``:
-    {UPDATE_FIELD_ORDER.url}).
+    documents are compared without field order (its deviation ``update-field-order``).
     """
     name = fresh_name()
-    store = open_store(with_database(mongo_wire_uri, name))
+    store = open_store(with_database(server.uri, name))
     memory = MemoryStore()
     try:
         store.insert_many("steps", DOCS)
         memory.insert_many("steps", DOCS)
-        form = unordered if wire_server == "secantus" else canon
+        form = unordered if server.kind == "secantus" else canon  # UPDATE_FIELD_ORDER.url
         failures: list[str] = []
         errors = 0
         for i, step in enumerate(UPDATE_STEPS):
@@ -271,4 +271,4 @@ def test_update_sequence_matches_memory(mongo_wire_client: Any, mongo_wire_uri: 
         assert errors >= 10, f"only {errors} failing steps: the sequence no longer tests failures"
     finally:
         store.close()
-        mongo_wire_client.drop_database(name)
+        server.client.drop_database(name)

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from mongo_helpers import fresh_name, with_database
+from mongo_helpers import fresh_name, require, with_database
 
 from track_backends import errors, get_protocol, open_store
 from track_backends.model import Project, Status, Trial, TrialGroup
@@ -20,7 +20,7 @@ from track_backends.store import DEFAULT_INDEXES
 from track_backends.testing.contract import PENDING
 from track_backends.testing.data import BAD_QUERIES
 
-pymongo = pytest.importorskip("pymongo")
+pymongo = require("pymongo")
 from pymongo import monitoring  # noqa: E402
 
 from track_backends.stores.mongo import DEFAULT_CLIENT_OPTIONS, MongoStore  # noqa: E402
@@ -108,7 +108,7 @@ def test_a_missing_driver_names_its_extra(monkeypatch: pytest.MonkeyPatch, modul
     ],
 )
 def test_database_comes_from_the_uri(uri: str, database: str) -> None:
-    pytest.importorskip("mongomock")
+    require("mongomock")
     store = open_store(uri)  # connecting is lazy: no server needed
     try:
         assert isinstance(store, MongoStore) and store.database_name == database
@@ -131,7 +131,7 @@ def test_database_comes_from_the_uri(uri: str, database: str) -> None:
     ],
 )
 def test_bad_uris_are_refused_without_the_password(uri: str) -> None:
-    pytest.importorskip("mongomock")
+    require("mongomock")
     with pytest.raises(errors.InvalidURIError) as e:
         open_store(uri)
     assert SECRET not in str(e.value)
@@ -152,6 +152,10 @@ def test_client_options_pass_through_with_bounded_defaults() -> None:
         assert opts.pool_options.connect_timeout == DEFAULT_CLIENT_OPTIONS["connectTimeoutMS"] / 1000
     with open_store("mongodb://127.0.0.1:1/db") as store:
         assert store.client.options.server_selection_timeout == 5.0  # type: ignore[attr-defined]
+    tags = "readPreference=secondaryPreferred&readPreferenceTags=dc:ny,rack:1&readPreferenceTags="
+    with open_store(f"mongodb://127.0.0.1:1/db?{tags}&appName=my%20app") as store:
+        opts = store.client.options  # type: ignore[attr-defined]
+        assert opts.read_preference.tag_sets == [{"dc": "ny", "rack": "1"}, {}]
 
 
 def test_srv_host_that_does_not_resolve() -> None:
@@ -408,7 +412,7 @@ def _created() -> dict[str, Any]:
 
 
 def test_mongomock_stores_of_a_process_share_the_data() -> None:
-    pytest.importorskip("mongomock")
+    require("mongomock")
     name = fresh_name()
     with open_store(f"mongomock://{name}") as a:
         a.insert("things", {"uid": "x"})
@@ -421,7 +425,7 @@ def test_mongomock_stores_of_a_process_share_the_data() -> None:
 
 def test_mongomock_refuses_updates_mongodb_refuses() -> None:
     """mongomock silently ignores {$set: {"s.x": 1}} on a string; the store refuses it, as MongoDB does."""
-    pytest.importorskip("mongomock")
+    require("mongomock")
     with open_store(f"mongomock://{fresh_name()}") as store:
         store.insert("things", {"uid": "a", "s": "text", "l": [1]})
         for update in ({"$set": {"s.x": 1}}, {"$inc": {"s": 1}}, {"$push": {"s": 1}}, {"$set": {"l.x": 1}}):

@@ -30,6 +30,7 @@ What the store adds to the driver:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,6 @@ from ..errors import (
     TrackBackendsError,
 )
 from ..query import apply_update, parse, parse_projection, parse_sort, parse_update, upsert_seed
-from ..query.ast import Node
 from ..query.update import Update
 from ..store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
 from ..uri import StoreURI, mask_password
@@ -81,6 +81,10 @@ _QUERY_CODES = frozenset(
         57,  # DottedFieldName
         66,  # ImmutableField
         171,  # CannotIndexParallelArrays
+        31249,  # projection path collision
+        31250,  # projection path collision
+        31253,  # projection mixes inclusion and exclusion
+        31254,  # projection mixes exclusion and inclusion
         51091,  # regular expression is invalid
         51108,  # invalid regex flags
     }
@@ -123,7 +127,7 @@ class _Driver:
     bad_value: tuple[type[BaseException], ...]  # BSON cannot encode a value
     object_id: Callable[[], Any]
     index_model: Callable[..., Any] | None
-    codec_options: Any
+    codec_options: dict[str, Any] | None  # options added to the client's codec options
     lock: Any
     check_single_updates: bool  # mongomock: validate single-document updates client-side
     fam_projection: bool  # mongomock: a projection without _id breaks find_one_and_update's AFTER
@@ -151,7 +155,7 @@ def _pymongo_driver() -> _Driver:
     import bson.errors
     import pymongo
     import pymongo.errors as pe
-    from bson.codec_options import CodecOptions, TypeDecoder, TypeRegistry
+    from bson.codec_options import TypeDecoder, TypeRegistry
     from bson.int64 import Int64
 
     class _Int64AsInt(TypeDecoder):  # BSON int64 decodes to bson.Int64; documents hold plain ints
@@ -170,7 +174,7 @@ def _pymongo_driver() -> _Driver:
         bad_value=(bson.errors.BSONError, UnicodeError),
         object_id=bson.ObjectId,
         index_model=pymongo.IndexModel,
-        codec_options=CodecOptions(type_registry=TypeRegistry([_Int64AsInt()])),
+        codec_options={"type_registry": TypeRegistry([_Int64AsInt()])},
         lock=_NO_LOCK,
         check_single_updates=False,
         fam_projection=True,
@@ -313,7 +317,9 @@ class MongoStore(Store):
         self._driver = d = _driver_for(client)
         self.client = client
         self.database_name = check_database_name(database)
-        opts = {"codec_options": d.codec_options} if d.codec_options is not None else {}
+        opts = {}
+        if d.codec_options is not None:  # the client's options, with plain dicts and plain ints
+            opts["codec_options"] = client.codec_options.with_options(document_class=dict, **d.codec_options)
         self.database = client.get_database(database, **opts)
         self._label = label or f"{d.name} database {database!r}"
         self._owns_client = owns_client
@@ -323,7 +329,7 @@ class MongoStore(Store):
         self._read: dict[str, Any] = {}  # collection name -> driver collection
         self._write: dict[str, Any] = {}  # ... whose default indexes exist
         self._indexes: set[tuple[str, tuple[str, ...], bool]] = set()
-        self._queries: dict[str, tuple[dict[str, Any], Node]] = {}
+        self._queries: dict[str, dict[str, Any]] = {}
         self._updates: dict[str, _UpdatePlan] = {}
         self._projections: dict[str, tuple[dict[str, Any], bool]] = {}
         self.closed = False
@@ -411,13 +417,21 @@ class MongoStore(Store):
             )
         return err
 
-    def _query(self, query: Query) -> tuple[dict[str, Any], Node]:
-        """Validate a query (cached by its exact text) and return it as plain Python, and its AST."""
+    def _query(self, query: Query) -> dict[str, Any]:
+        """Validate a query (cached by its exact text) and return it as plain Python.
+
+        ``{"uid": "<ASCII str>"}``, the Protocol's query for every write to one trial, is valid as
+        it stands and skips the parser and the cache.
+        """
+        if type(query) is dict and len(query) == 1:
+            uid = query.get("uid")
+            if type(uid) is str and uid.isascii():
+                return query
         key = repr(query) if query else "{}"
         hit = self._queries.get(key)
         if hit is None:
-            node = parse(query or {})
-            hit = (_plain(query) if query else {}, node)
+            parse(query or {})
+            hit = _plain(query) if query else {}
             if "..." not in key:  # a NumPy array's repr may be abridged: never cache it
                 if len(self._queries) >= _CACHE_SIZE:
                     self._queries.clear()
@@ -576,7 +590,7 @@ class MongoStore(Store):
         c = self._read.get(collection)
         if c is None:
             c = self._collection(collection)
-        filt = self._query(query)[0]
+        filt = self._query(query)
         spec = parse_sort(sort)
         lim = check_limit(limit)
         proj, drop_uid = self._projection(projection)
@@ -595,7 +609,7 @@ class MongoStore(Store):
         c = self._read.get(collection)
         if c is None:
             c = self._collection(collection)
-        filt = self._query(query)[0]
+        filt = self._query(query)
         try:
             with self._lock:
                 return c.count_documents(filt)
@@ -607,10 +621,10 @@ class MongoStore(Store):
     ) -> int:
         """Update the first or every match (see :meth:`Store.update` and the class docstring)."""
         check_collection(collection)
-        filt, node = self._query(query)
+        filt = self._query(query)
         plan = self._update(update)
         if upsert:  # the document an upsert would insert must be storable and have a uid
-            seed = upsert_seed(node)
+            seed = upsert_seed(parse(query or {}))
             apply_update(seed, plan.update, inserting=True)
             if "_id" in prepare(seed):
                 raise EncodingError(_ID_RESERVED)
@@ -643,7 +657,7 @@ class MongoStore(Store):
     ) -> Document | None:
         """Atomically update the first match and return it (see :meth:`Store.find_one_and_update`)."""
         check_collection(collection)
-        filt = self._query(query)[0]
+        filt = self._query(query)
         plan = self._update(update)
         spec = parse_sort(sort)
         order = list(spec) if spec else None
@@ -670,7 +684,7 @@ class MongoStore(Store):
         c = self._read.get(collection)
         if c is None:
             c = self._collection(collection)
-        filt = self._query(query)[0]
+        filt = self._query(query)
         try:
             with self._lock:
                 return c.delete_many(filt).deleted_count
@@ -734,13 +748,22 @@ def _database(uri: StoreURI, name: str) -> str:
 
 
 def _check_client_options(uri: StoreURI) -> None:
-    """Refuse option names and values pymongo does not know, naming the option (never its value)."""
+    """Refuse option names and values pymongo does not know, naming the option (never its value).
+
+    Each ``name=value`` of the query string is checked on its own, as written (pymongo decodes
+    values its own way), so the message can say which one is wrong; pymongo's own messages
+    never repeat a value.
+    """
     from pymongo.uri_parser import split_options
 
-    for name, value in uri.params.items():
+    query = uri.raw.partition("?")[2].partition("#")[0]
+    for piece in re.split("[&;]", query):
+        if not piece:
+            continue
         try:
-            split_options(f"{quote(name, safe='')}={quote(value, safe='')}", validate=True, warn=False)
-        except Exception as e:  # noqa: BLE001 - ConfigurationError, InvalidURI, ValueError, TypeError
+            split_options(piece, validate=True, warn=False)
+        except Exception as e:  # noqa: BLE001 - ConfigurationError, InvalidURI, ValueError, OSError (tlsCAFile)
+            name = unquote(piece.partition("=")[0])
             raise InvalidURIError(f"option {name!r} in {uri.redacted}: {mask_password(str(e))}") from None
 
 
