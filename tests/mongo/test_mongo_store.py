@@ -442,3 +442,16 @@ def test_with_database_keeps_credentials_and_auth_source() -> None:
         with_database("mongodb://u:p@h1:1,h2:2/admin?tls=true", "x")
         == "mongodb://u:p@h1:1,h2:2/x?tls=true&authSource=admin"
     )
+
+
+def test_existing_indexes_on_the_same_keys(secantus_uri: str) -> None:
+    with open_store(secantus_uri) as store, open_store(secantus_uri) as other:
+        store.insert("things", {"uid": "a", "s": 1})
+        store.ensure_index("things", "s")
+        with pytest.raises(errors.QueryError, match="unique=False"):
+            other.ensure_index("things", "s", unique=True)
+        other.ensure_index("things", "s")
+        store.database.things.create_index("t", name="made_by_hand")  # type: ignore[attr-defined]
+        other.ensure_index("things", "t")  # the same index under another name will do
+        names = set(store.database.things.index_information())  # type: ignore[attr-defined]
+        assert names == {"_id_", "uid_1", "s_1", "made_by_hand"}

@@ -400,7 +400,7 @@ class MongoStore(Store):
         try:
             with self._lock:
                 for info in c.list_indexes():
-                    if [(k, int(v)) for k, v in info["key"].items()] == keys:
+                    if list(info["key"].items()) == keys:  # (1.0 == 1 where a server sends doubles)
                         return bool(info.get("unique", False))
         except self._errors as e:
             raise self._wrap(e, "listing indexes", StoreError) from e
