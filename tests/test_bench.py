@@ -393,3 +393,21 @@ def test_plot_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch
     assert main(["bench", "ephemeral:", "--n", "10", "-q", "--plot", "x.png"]) == 2
     err = capsys.readouterr().err
     assert "track-backends[bench]" in err and "matplotlib" in err
+
+
+def test_reference_and_levels_are_measured_in_interleaved_rounds() -> None:
+    from track_backends.bench import runner
+
+    calls: list[str] = []
+
+    def fn(name: str) -> Any:
+        def run() -> dict[str, Any]:
+            calls.append(name)
+            return {"insert_per_s": float(len(calls)), "group_query_ms": None}
+
+        return run
+
+    out = runner._interleaved({"ref": fn("ref"), "store": fn("store")}, 3, lambda _: None)
+    assert calls == ["ref", "store"] * 3
+    assert out["ref"] == ({"insert_per_s": 3.0, "group_query_ms": None}, 3)
+    assert out["store"][0]["insert_per_s"] == 4.0

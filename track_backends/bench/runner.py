@@ -102,23 +102,13 @@ class Target:
                 if server:
                     store.delete(TRIALS, {"group_id": GROUP})
                     if self.kind == "postgres":
-                        _vacuum(self.uri)
+                        references.vacuum(self.uri)
 
     @contextlib.contextmanager
     def fresh_store(self) -> Iterator[Store]:
         """Open a store with no trials; remove what the bench wrote afterwards."""
         with self.fresh() as (_, store):
             yield store
-
-
-def _vacuum(uri: StoreURI) -> None:
-    """``VACUUM ANALYZE`` the trials table, so that each run starts without the last one's dead rows."""
-    import psycopg
-    from psycopg import sql
-
-    table = sql.Identifier(uri.params.get("schema", "public"), uri.params.get("prefix", "") + TRIALS)
-    with contextlib.suppress(psycopg.Error), psycopg.connect(references.libpq_conninfo(uri), autocommit=True) as c:
-        c.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
 
 
 def default_uris(directory: str) -> list[str]:
@@ -145,6 +135,34 @@ def _repeat(fn: Callable[[], dict[str, Any]], repeats: int | None) -> tuple[dict
         repeats = 5 if took < 0.5 else 3 if took < 2.0 else 1
     runs += [fn() for _ in range(repeats - 1)]
     return _median(runs), len(runs)
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], Result]], repeats: int | None, say: Callable[[str], None]
+) -> dict[str, tuple[Result, int]]:
+    """Run each measurement ``repeats`` times (auto: 5, 3 or 1 by its cost), in interleaved rounds.
+
+    Round 1 runs every function once (reference first) and fixes each one's number of runs;
+    later rounds run, in the same order, those that need more. A slow drift of the machine's
+    load then touches the store and its reference alike, instead of whichever ran last.
+    Returns the medians and the number of runs of each.
+    """
+    runs: dict[str, list[Result]] = {k: [] for k in fns}
+    want: dict[str, int] = {}
+    for k, fn in fns.items():
+        say(k)
+        t = time.perf_counter()
+        runs[k].append(fn())
+        took = time.perf_counter() - t
+        want[k] = repeats if repeats is not None else 5 if took < 0.5 else 3 if took < 2.0 else 1
+    rnd = 1
+    while any(len(runs[k]) < want[k] for k in fns):
+        rnd += 1
+        for k, fn in fns.items():
+            if len(runs[k]) < want[k]:
+                say(f"{k} (run {rnd} of {want[k]})")
+                runs[k].append(fn())
+    return {k: (_median(v), len(v)) for k, v in runs.items()}
 
 
 def _ratios(row: Result, ref: Result) -> dict[str, float | None]:
@@ -340,25 +358,29 @@ def run(
                 if skip:
                     wrows.append(_skipped_workers(target, skip))
                 for n in sorted(ns):
-                    ref_name = REFERENCES.get(target.kind)
+                    ref_name = REFERENCES.get(target.kind) or "ref"
+                    fns: dict[str, Callable[[], Result]] = {}
                     ref_fn = _reference(target, n)
-                    ref: Result | None = None
                     if ref_fn is not None:
-                        say(f"{target.label} {ref_name} n={n:,}")
-                        ref, k = _repeat(ref_fn, repeats)
+                        fns[ref_name] = ref_fn
                     for level in levels:
-                        say(f"{target.label} {level} n={n:,}")
 
                         def once(n: int = n, level: str = level, target: Target = target) -> Result:
                             with target.fresh_store() as store:
                                 return workloads[level](store, n)
 
-                        res, reps = _repeat(once, repeats)
+                        fns[level] = once
+                    measured = _interleaved(fns, repeats, lambda what, n=n, t=target: say(f"{t.label} {what} n={n:,}"))
+                    ref = measured[ref_name][0] if ref_fn is not None else None
+                    for level in levels:
+                        res, reps = measured[level]
                         ratio = _ratios(res, ref) if ref else None
                         used = ref_name if ref else None
                         rows.append(_row(target.label, target.uri.redacted, level, n, reps, res, ratio, used))
                     if ref is not None:
-                        rows.append(_row(target.label, target.uri.redacted, ref_name or "ref", n, k, ref, None))
+                        rows.append(
+                            _row(target.label, target.uri.redacted, ref_name, n, measured[ref_name][1], ref, None)
+                        )
                     if ks and not skip:
                         wrows.extend(_workers_rows(target, n, ks, repeats, say))
             if peers:
