@@ -30,6 +30,7 @@ def test_import_loads_no_driver():
         ("file:///a/b.jsonl", "/a/b.jsonl", None, None, None, {}),
         ("mongodb://us%40r:p%40ss%2Fw@h:27017/db?replicaSet=rs", "/db", "h", "us@r", "p@ss/w", {"replicaSet": "rs"}),
         ("postgresql://u:secret@db.local:5433/track", "/track", "db.local", "u", "secret", {}),
+        ("mongodb://u:pw@h1:1,h2:2/db?replicaSet=rs", "/db", "h1:1,h2:2", "u", "pw", {"replicaSet": "rs"}),
     ],
 )
 def test_parse_uri(uri, path, host, user, password, params):

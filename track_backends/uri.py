@@ -36,7 +36,7 @@ class StoreURI:
     Attributes:
         scheme: Lower-cased scheme, e.g. ``"pickled"``.
         path: Percent-decoded path; for ``scheme:relative`` forms, the relative path.
-        host: Host name, or ``None``.
+        host: Host name, a comma-separated seed list (``h1:27017,h2:27017``), or ``None``.
         port: Port number, or ``None``.
         username: Percent-decoded user name, or ``None``.
         password: Percent-decoded password, or ``None`` (never shown).
@@ -117,13 +117,19 @@ def parse_uri(uri: str) -> StoreURI:
         return StoreURI(scheme=scheme, path=unquote(path), params=dict(parse_qsl(query)), raw=uri)
     try:
         parts = urlsplit(uri)
-        port = parts.port
+        hosts = parts.netloc.rpartition("@")[2]
+        if "," in hosts:  # a seed list (MongoDB replica sets): host keeps "h1:p1,h2:p2", no port
+            host: str | None = unquote(hosts)
+            port = None
+        else:
+            host = unquote(parts.hostname) if parts.hostname else None
+            port = parts.port
     except ValueError as e:
         raise InvalidURIError(f"malformed URI {mask_password(uri)!r}: {mask_password(str(e))}") from None
     return StoreURI(
         scheme=scheme,
         path=unquote(parts.path),
-        host=unquote(parts.hostname) if parts.hostname else None,
+        host=host,
         port=port,
         username=unquote(parts.username) if parts.username is not None else None,
         password=unquote(parts.password) if parts.password is not None else None,

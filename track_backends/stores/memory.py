@@ -31,12 +31,12 @@ from ..query import (
     upsert_seed,
 )
 from ..query.ast import Node
+from ..query.cache import ParseCache
 from ..query.update import Update
 from ..store import Document, Query, Store, check_collection, check_index_keys, check_limit
 from .collection import Collection, CompiledQuery
 from .gcpause import gc_paused
 
-_CACHE_SIZE = 512
 _GC_PAUSE_DOCS = 256  # copying out this many documents pauses the cyclic GC
 
 
@@ -94,8 +94,8 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._colls: dict[str, Collection] = {}
         self._lock = threading.RLock()
-        self._queries: dict[str, CompiledQuery] = {}
-        self._updates: dict[str, Update] = {}
+        self._queries: ParseCache[CompiledQuery] = ParseCache(lambda q: CompiledQuery(parse(q or {})))
+        self._updates: ParseCache[Update] = ParseCache(parse_update)
         self.closed = False
 
     # -- hooks for the journal engine ----------------------------------------------------------
@@ -150,26 +150,12 @@ class MemoryStore(Store):
             raise ValueError(f"unknown record kind {kind!r}")
 
     def _query(self, query: Query) -> CompiledQuery:
-        """Parse and compile a query, caching by its exact text (repr tells 1, 1.0 and True apart)."""
-        key = repr(query) if query else "{}"
-        hit = self._queries.get(key)
-        if hit is None:
-            hit = CompiledQuery(parse(query or {}))
-            if len(self._queries) >= _CACHE_SIZE:
-                self._queries.clear()
-            self._queries[key] = hit
-        return hit
+        """Parse and compile a query (cached by its exact text)."""
+        return self._queries.get(query)
 
     def _update(self, update: Any) -> Update:
-        """Validate an update document, caching by its exact text."""
-        key = repr(update)
-        hit = self._updates.get(key)
-        if hit is None:
-            hit = parse_update(update)
-            if len(self._updates) >= _CACHE_SIZE:
-                self._updates.clear()
-            self._updates[key] = hit
-        return hit
+        """Validate an update document (cached by its exact text)."""
+        return self._updates.get(update)
 
     # -- Store API -----------------------------------------------------------------------------
     def insert(self, collection: str, doc: Document) -> None:

@@ -49,6 +49,7 @@ from ..errors import (
     TrackBackendsError,
 )
 from ..query import apply_update, parse, parse_projection, parse_sort, parse_update, upsert_seed
+from ..query.cache import ParseCache
 from ..query.update import Update
 from ..store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
 from ..uri import StoreURI, mask_password
@@ -62,7 +63,6 @@ DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
 }
 """Options :func:`from_uri` passes to ``MongoClient`` unless the URI sets them (any case)."""
 
-_CACHE_SIZE = 512
 _NO_ID = {"_id": 0}
 _BAD_DB_CHARS = frozenset('/\\. "$*<>:|?\x00')
 
@@ -239,6 +239,25 @@ def _plain(value: Any) -> Any:
     return encode(value)  # already validated by the parser
 
 
+def _validated_query(query: Any) -> dict[str, Any]:
+    """Validate a query with the shared parser and return it as plain Python."""
+    parse(query or {})
+    return _plain(query) if query else {}
+
+
+def _server_projection(projection: Any) -> tuple[dict[str, Any], bool]:
+    """The projection to send and whether ``uid`` must be dropped from the results."""
+    p = parse_projection(projection)
+    if p is None:
+        return _NO_ID, False
+    if p.include:
+        return {**{".".join(parts): 1 for parts in p.paths}, "uid": 1, "_id": 0}, not p.keep_uid
+    out = {".".join(parts): 0 for parts in p.paths}
+    if not p.keep_uid:
+        out["uid"] = 0
+    return {**out, "_id": 0}, False
+
+
 def check_database_name(name: str, where: str = "") -> str:
     """Validate a MongoDB database name (the URI's path).
 
@@ -329,9 +348,9 @@ class MongoStore(Store):
         self._read: dict[str, Any] = {}  # collection name -> driver collection
         self._write: dict[str, Any] = {}  # ... whose default indexes exist
         self._indexes: set[tuple[str, tuple[str, ...], bool]] = set()
-        self._queries: dict[str, dict[str, Any]] = {}
-        self._updates: dict[str, _UpdatePlan] = {}
-        self._projections: dict[str, tuple[dict[str, Any], bool]] = {}
+        self._queries: ParseCache[dict[str, Any]] = ParseCache(_validated_query)
+        self._updates: ParseCache[_UpdatePlan] = ParseCache(lambda u: _plan_update(parse_update(u)))
+        self._projections: ParseCache[tuple[dict[str, Any], bool]] = ParseCache(_server_projection)
         self.closed = False
         if d.name == "mongomock":
             self.scheme = "mongomock"
@@ -427,27 +446,10 @@ class MongoStore(Store):
             uid = query.get("uid")
             if type(uid) is str and uid.isascii():
                 return query
-        key = repr(query) if query else "{}"
-        hit = self._queries.get(key)
-        if hit is None:
-            parse(query or {})
-            hit = _plain(query) if query else {}
-            if "..." not in key:  # a NumPy array's repr may be abridged: never cache it
-                if len(self._queries) >= _CACHE_SIZE:
-                    self._queries.clear()
-                self._queries[key] = hit
-        return hit
+        return self._queries.get(query)
 
     def _update(self, update: Any) -> _UpdatePlan:
-        key = repr(update)
-        hit = self._updates.get(key)
-        if hit is None:
-            hit = _plan_update(parse_update(update))
-            if "..." not in key:
-                if len(self._updates) >= _CACHE_SIZE:
-                    self._updates.clear()
-                self._updates[key] = hit
-        return hit
+        return self._updates.get(update)
 
     def _projection(self, projection: Any) -> tuple[dict[str, Any], bool]:
         """The server-side projection and whether ``uid`` must be dropped from its results.
@@ -457,23 +459,7 @@ class MongoStore(Store):
         """
         if projection is None:
             return _NO_ID, False
-        key = repr(projection)
-        hit = self._projections.get(key)
-        if hit is None:
-            p = parse_projection(projection)
-            if p is None:
-                hit = (_NO_ID, False)
-            elif p.include:
-                hit = ({**{".".join(parts): 1 for parts in p.paths}, "uid": 1, "_id": 0}, not p.keep_uid)
-            else:
-                out = {".".join(parts): 0 for parts in p.paths}
-                if not p.keep_uid:
-                    out["uid"] = 0
-                hit = ({**out, "_id": 0}, False)
-            if len(self._projections) >= _CACHE_SIZE:
-                self._projections.clear()
-            self._projections[key] = hit
-        return hit
+        return self._projections.get(projection)
 
     def _check_documents(self, c: Any, filt: dict[str, Any], plan: _UpdatePlan, sort: Any, limit: int) -> None:
         """Apply ``plan`` client-side to the documents it would change; raise if it does not fit one."""

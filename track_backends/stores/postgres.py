@@ -54,6 +54,7 @@ from ..errors import (
 from ..query import apply_update, parse, parse_projection, parse_sort, parse_update, predicate_for, project
 from ..query import sql as qsql
 from ..query.ast import Compare, Node
+from ..query.cache import ParseCache, cache_key
 from ..query.sort import sort_documents
 from ..query.update import Update, upsert_seed
 from ..store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
@@ -201,8 +202,8 @@ class PostgresStore(Store):
         self._closed = False
         self._colls: dict[str, _Coll] = {}
         self._stmts: dict[Any, _Stmt] = {}
-        self._nodes: dict[str, Node] = {}
-        self._updates: dict[str, Update] = {}
+        self._nodes: ParseCache[Node] = ParseCache(lambda q: parse(q or {}))
+        self._updates: ParseCache[Update] = ParseCache(parse_update)
         self.retries = 0
         """How many transactions were retried after a serialization failure or deadlock."""
         ident = sql.Identifier
@@ -491,26 +492,10 @@ class PostgresStore(Store):
 
     # -- compiling ---------------------------------------------------------------------------------
     def _node(self, query: Query, key: str | None = None) -> Node:
-        if key is None:
-            key = repr(query) if query else "{}"
-        node = self._nodes.get(key)
-        if node is None:
-            node = parse(query or {})
-            if len(self._nodes) >= _CACHE_SIZE:
-                self._nodes.clear()
-            self._nodes[key] = node
-        return node
+        return self._nodes.get(query, key)
 
     def _update(self, update: Any, key: str | None = None) -> Update:
-        if key is None:
-            key = repr(update)
-        hit = self._updates.get(key)
-        if hit is None:
-            hit = parse_update(update)
-            if len(self._updates) >= _CACHE_SIZE:
-                self._updates.clear()
-            self._updates[key] = hit
-        return hit
+        return self._updates.get(update, key)
 
     def _where(self, c: _Coll, node: Node, params: qsql.Params) -> tuple[sql.Composable, bool, Any]:
         """The WHERE condition, its exactness, and the (index, overflow) pair when an index applies."""
@@ -545,6 +530,8 @@ class PostgresStore(Store):
             params = qsql.Params()
             composed, extra = build(params)
             hit = _Stmt(composed.as_string(None), params.values, **extra)
+            if None in key:  # a query or update without an exact text (e.g. NumPy values)
+                return hit
             if len(self._stmts) >= _CACHE_SIZE:
                 self._stmts.clear()
             self._stmts[key] = hit
@@ -577,7 +564,7 @@ class PostgresStore(Store):
         self, conn: psycopg.Connection, c: _Coll, query: Query, node: Node, spec: Any, limit: int | None, lock: str = ""
     ) -> list[tuple[str, Document]]:
         """Matching ``(uid, doc)`` rows in ``spec`` order, at most ``limit``, exactly (re-checked)."""
-        qshape, subst = _shape(node, repr(query) if query else "{}")
+        qshape, subst = _shape(node, cache_key(query))
         st = self._find_stmt(c, qshape, node, spec, limit, lock)
         rows = conn.execute(st.text, {**st.params, **subst}).fetchall()
         if spec and st.nbrackets and any(b in (4, 5) for r in rows for b in r[2 : 2 + st.nbrackets]):
@@ -680,7 +667,7 @@ class PostgresStore(Store):
         c = self._coll(collection, False) or self._refresh(collection)
         if c is None:
             return 0
-        qkey = repr(query) if query else "{}"
+        qkey = cache_key(query)
 
         def build(params: qsql.Params) -> tuple[sql.Composable, dict[str, Any]]:
             where, exact, _ = self._where(c, node, params)
@@ -704,7 +691,7 @@ class PostgresStore(Store):
     ) -> int:
         """Update the first or every match (see :meth:`Store.update`)."""
         check_collection(collection)
-        qkey, ukey = (repr(query) if query else "{}"), repr(update)
+        qkey, ukey = cache_key(query), cache_key(update)
         node = self._node(query, qkey)
         upd = self._update(update, ukey)
         c = self._colls.get(collection) or self._coll(collection, True)
@@ -772,7 +759,7 @@ class PostgresStore(Store):
     ) -> Document | None:
         """Atomically update the first match and return it (see :meth:`Store.find_one_and_update`)."""
         check_collection(collection)
-        qkey, ukey = (repr(query) if query else "{}"), repr(update)
+        qkey, ukey = cache_key(query), cache_key(update)
         node = self._node(query, qkey)
         upd = self._update(update, ukey)
         spec = parse_sort(sort)
@@ -830,7 +817,7 @@ class PostgresStore(Store):
         c = self._coll(collection, False) or self._refresh(collection)
         if c is None:
             return 0
-        qkey = repr(query) if query else "{}"
+        qkey = cache_key(query)
 
         def build(params: qsql.Params) -> tuple[sql.Composable, dict[str, Any]]:
             where, exact, _ = self._where(c, node, params)
@@ -890,7 +877,7 @@ class PostgresStore(Store):
         c = self._coll(collection, False) or self._refresh(collection)
         if c is None:
             raise QueryError(f"collection {collection!r} does not exist")
-        qkey = repr(query) if query else "{}"
+        qkey = cache_key(query)
         if claim is not None:
             self._update(claim)  # validates it
             st = self._stmts.get(

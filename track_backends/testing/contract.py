@@ -196,6 +196,18 @@ class StoreContract(_Base):
             "z": {"deep": [1]},
         }
 
+    def test_numpy_values_are_never_confused(self, store: Store) -> None:
+        np = pytest.importorskip("numpy")
+        a = list(range(2000))
+        b = a[:1000] + [-1] + a[1001:]  # the same abridged repr as ``a`` in NumPy
+        assert repr(np.array(a)) == repr(np.array(b))
+        store.insert_many(COLL, [{"uid": "a", "v": a}, {"uid": "b", "v": b}])
+        assert [d["uid"] for d in store.find(COLL, {"v": np.array(a)})] == ["a"]
+        assert [d["uid"] for d in store.find(COLL, {"v": np.array(b)})] == ["b"]
+        store.update(COLL, {"uid": "a"}, {"$set": {"w": np.array(a)}})
+        store.update(COLL, {"uid": "a"}, {"$set": {"w": np.array(b)}})
+        assert store.find_one(COLL, {"uid": "a"})["w"] == b  # type: ignore[index]
+
     def test_find_one_and_update(self, filled: Store) -> None:
         got = filled.find_one_and_update(COLL, {"tags": "x"}, {"$inc": {"claims": 1}}, sort=[("s", -1)])
         assert got is not None and got["uid"] == "g" and got["claims"] == 1  # document after the update
