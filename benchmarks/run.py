@@ -6,8 +6,8 @@
 
 Writes the JSON report to benchmarks/results/<UTC date>.json (and, when matplotlib is
 installed, the plot to benchmarks/results/<UTC date>.png), and prints the table and the
-PASS/MISS lines. Takes about 10 minutes on 2 cores for the embedded stores (the journal stores
-do ~4 fsyncs per trial); a PostgreSQL server adds about 15 minutes at n=100k.
+PASS/MISS lines. Takes about 12 minutes on 2 cores for the embedded stores (the journal stores
+do ~4 fsyncs per trial); a PostgreSQL server adds about 10 minutes, the peers about 5.
 """
 
 from __future__ import annotations

@@ -80,6 +80,8 @@ def plot_report(report: dict[str, Any], path: str, *, level: str = "store", dpi:
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
     cmap = plt.get_cmap("tab20")
     colors = {label: cmap(i % 20) for i, label in enumerate(series)}
+    peer_markers = iter("sD^vPX*h" * 4)
+    markers = {label: next(peer_markers) if label.startswith("peer ") else "o" for label in series}
     for ax, (metric, title, rate) in zip(axes.flat, PANELS, strict=True):
         for label, rows in series.items():
             pts = sorted((r["n"], _us(r, metric, rate)) for r in rows)
@@ -87,8 +89,8 @@ def plot_report(report: dict[str, Any], path: str, *, level: str = "store", dpi:
             if not pts:
                 continue
             style = "--" if " ref:" in label else ":" if label.startswith("peer ") else "-"
-            marker = "s" if label.startswith("peer ") else "o"
-            ax.plot(*zip(*pts, strict=True), style, marker=marker, ms=4, color=colors[label], label=label)
+            size = 6 if label.startswith("peer ") else 4
+            ax.plot(*zip(*pts, strict=True), style, marker=markers[label], ms=size, color=colors[label], label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
