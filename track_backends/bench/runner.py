@@ -325,6 +325,11 @@ def run(
         BenchError: A workload misbehaved (a trial claimed twice, a wrong count) or a server
             store is not empty.
         TrackBackendsError: A store could not be opened.
+
+    Note:
+        K-worker claims start processes with ``multiprocessing``'s ``spawn`` method, which
+        re-imports the main module: a script that calls this with ``workers_k`` must do so
+        under ``if __name__ == "__main__":``.
     """
     bad = [lv for lv in levels if lv not in LEVELS]
     if bad or not levels:
