@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .workload import GROUP, LOG_OPS, Result, check, result, start
+from .workload import GROUP, LOG_OPS, Result, check, result, start, trial_doc
 
 PEER_PG_ENV = "PEER_PG_URI"
 
@@ -48,20 +48,8 @@ class Peer:
 
 
 def _orion_doc(i: int) -> dict[str, Any]:
-    return {
-        "uid": f"h{i:08d}_0",
-        "hash": f"h{i:08d}",
-        "revision": 0,
-        "project_id": "p",
-        "group_id": GROUP,
-        "parameters": {"lr": 0.001 * i, "batch_size": 256, "id": i},
-        "metadata": {},
-        "metrics": {},
-        "chronos": {},
-        "tags": {},
-        "errors": [],
-        "status": {"name": "new", "value": 1},
-    }
+    """Orion's own trial document: ours, with Orion's status ``new``."""
+    return {**trial_doc(i), "status": {"name": "new", "value": 1}}
 
 
 _ORION_PENDING = {"group_id": GROUP, "status.name": {"$in": ["new", "interrupted"]}}

@@ -660,20 +660,26 @@ class PostgresStore(Store):
         self._run(lambda conn: self._load_registry(conn), read=True)
         return self._colls.get(collection)
 
-    def count(self, collection: str, query: Query = None) -> int:
-        """Count matching documents (see :meth:`Store.count`)."""
+    def _where_stmt(self, kind: str, collection: str, query: Query, template: str) -> tuple[_Coll, Node, _Stmt] | None:
+        """The cached statement ``template`` (``{table}``, ``{where}``) over a query, or None if no table."""
         check_collection(collection)
         node = self._node(query)
         c = self._coll(collection, False) or self._refresh(collection)
         if c is None:
-            return 0
-        qkey = cache_key(query)
+            return None
 
         def build(params: qsql.Params) -> tuple[sql.Composable, dict[str, Any]]:
             where, exact, _ = self._where(c, node, params)
-            return sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(c.table, where), {"exact": exact}
+            return sql.SQL(template).format(table=c.table, where=where), {"exact": exact}
 
-        st = self._stmt(("count", c.name, c.generation, qkey), build)
+        return c, node, self._stmt((kind, c.name, c.generation, cache_key(query)), build)
+
+    def count(self, collection: str, query: Query = None) -> int:
+        """Count matching documents (see :meth:`Store.count`)."""
+        found = self._where_stmt("count", collection, query, "SELECT count(*) FROM {table} t WHERE {where}")
+        if found is None:
+            return 0
+        c, node, st = found
         if st.exact:
             return int(self._run(lambda conn: conn.execute(st.text, st.params).fetchone()[0], read=True))
         return len(self._run(lambda conn: self._fetch(conn, c, query, node, (), None), read=True))
@@ -812,18 +818,10 @@ class PostgresStore(Store):
 
     def delete(self, collection: str, query: Query) -> int:
         """Delete matching documents (see :meth:`Store.delete`)."""
-        check_collection(collection)
-        node = self._node(query)
-        c = self._coll(collection, False) or self._refresh(collection)
-        if c is None:
+        found = self._where_stmt("delete", collection, query, "DELETE FROM {table} t WHERE {where}")
+        if found is None:
             return 0
-        qkey = cache_key(query)
-
-        def build(params: qsql.Params) -> tuple[sql.Composable, dict[str, Any]]:
-            where, exact, _ = self._where(c, node, params)
-            return sql.SQL("DELETE FROM {} t WHERE {}").format(c.table, where), {"exact": exact}
-
-        st = self._stmt(("delete", c.name, c.generation, qkey), build)
+        c, node, st = found
         if st.exact:
             return int(self._run(lambda conn: conn.execute(st.text, st.params).rowcount))
         stmt = sql.SQL("DELETE FROM {} WHERE uid = ANY(%s)").format(c.table).as_string(None)
