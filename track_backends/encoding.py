@@ -150,3 +150,19 @@ def clone(value: Any) -> Any:
 
 
 _CONTAINERS = frozenset((dict, list))
+
+
+def prepare_document(doc: Any) -> dict[str, Any]:
+    """Validate and copy a document for insertion into any store.
+
+    Raises:
+        EncodingError: ``doc`` is not a dict, has no non-empty string ``uid``, or holds a value
+            that cannot be stored.
+    """
+    if not isinstance(doc, dict):
+        raise EncodingError(f"a document must be a dict, got {type(doc).__name__}")
+    out: dict[str, Any] = encode(doc)
+    uid = out.get("uid")
+    if type(uid) is not str or not uid:
+        raise EncodingError(f"a document needs a non-empty string 'uid', got {uid!r:.80}")
+    return out

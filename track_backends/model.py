@@ -90,6 +90,15 @@ def _canonical(value: Any, out: list[bytes]) -> None:
         raise EncodingError(f"cannot hash a value of type {t.__name__}")
 
 
+def trial_uid(hash: str, revision: int) -> str:
+    """The uid of revision ``revision`` of the trial whose canonical hash is ``hash``.
+
+    >>> trial_uid("3f2a", 1)
+    '3f2a_1'
+    """
+    return f"{hash}_{int(revision)}"
+
+
 def canonical_hash(*values: Any) -> str:
     """Hash JSON-like values canonically.
 
@@ -200,13 +209,13 @@ class Trial:
     @property
     def uid(self) -> str:
         """``f"{hash}_{revision}"``."""
-        return f"{self.hash}_{int(self.revision)}"
+        return trial_uid(self.hash, self.revision)
 
     def to_doc(self) -> dict[str, Any]:
         """Return the document stored for this trial."""
         h = self.hash
         return {
-            "uid": f"{h}_{int(self.revision)}",
+            "uid": trial_uid(h, self.revision),
             "hash": h,
             "revision": int(self.revision),
             "name": self.name,

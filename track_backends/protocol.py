@@ -14,7 +14,7 @@ from typing import Any
 
 from .encoding import check_key
 from .errors import DuplicateKeyError, NotFoundError, QueryError, StoreError
-from .model import Project, Status, Trial, TrialGroup
+from .model import Project, Status, Trial, TrialGroup, trial_uid
 from .query import apply_update, parse_update
 from .store import GROUPS, PROJECTS, TRIALS, Query, Store
 
@@ -202,7 +202,7 @@ class DocumentProtocol:
         for _ in range(_REVISION_RETRIES):
             revs = self.store.find(TRIALS, {"hash": doc["hash"]}, sort=[("revision", -1)], limit=1)
             doc["revision"] = (revs[0]["revision"] + 1) if revs else 0
-            doc["uid"] = f"{doc['hash']}_{doc['revision']}"
+            doc["uid"] = trial_uid(doc["hash"], doc["revision"])
             try:
                 self.store.insert(TRIALS, doc)
                 trial.revision, trial.stored_hash = doc["revision"], doc["hash"]

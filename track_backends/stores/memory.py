@@ -18,8 +18,7 @@ from contextlib import AbstractContextManager
 from itertools import islice
 from typing import Any
 
-from ..encoding import clone, encode
-from ..errors import EncodingError
+from ..encoding import clone, prepare_document
 from ..query import (
     apply_update,
     parse,
@@ -73,17 +72,6 @@ def updated(old: Document, upd: Update) -> tuple[Document, Document]:
             cur = v
     apply_update(new, upd)
     return old, new
-
-
-def prepare(doc: Any) -> Document:
-    """Validate and copy a document for insertion."""
-    if not isinstance(doc, dict):
-        raise EncodingError(f"a document must be a dict, got {type(doc).__name__}")
-    out = encode(doc)
-    uid = out.get("uid")
-    if type(uid) is not str or not uid:
-        raise EncodingError(f"a document needs a non-empty string 'uid', got {uid!r:.80}")
-    return out
 
 
 class MemoryStore(Store):
@@ -160,7 +148,7 @@ class MemoryStore(Store):
     # -- Store API -----------------------------------------------------------------------------
     def insert(self, collection: str, doc: Document) -> None:
         """Insert one document (see :meth:`Store.insert`)."""
-        prepared = prepare(doc)
+        prepared = prepare_document(doc)
         with self._writing():
             c = self._colls.get(collection) or self._coll(collection)
             if prepared["uid"] in c.docs or c.has_unique:
@@ -170,7 +158,7 @@ class MemoryStore(Store):
     def insert_many(self, collection: str, docs: Iterable[Document]) -> int:
         """Insert documents, all or none (see :meth:`Store.insert_many`)."""
         check_collection(collection)
-        prepared = [prepare(d) for d in docs]
+        prepared = [prepare_document(d) for d in docs]
         if not prepared:
             return 0
         with self._writing():
@@ -232,7 +220,7 @@ class MemoryStore(Store):
     def _upsert(self, c: Collection, node: Node, upd: Update) -> Document:
         new = upsert_seed(node)
         apply_update(new, upd, inserting=True)
-        new = prepare(new)
+        new = prepare_document(new)
         c.check_new([new])
         self._commit(["insert", c.name, [new]])
         return new

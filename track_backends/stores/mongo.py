@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ..encoding import encode
+from ..encoding import prepare_document as prepare
 from ..errors import (
     DriverNotInstalledError,
     DuplicateKeyError,
@@ -53,7 +54,6 @@ from ..query.cache import ParseCache
 from ..query.update import Update
 from ..store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
 from ..uri import StoreURI, mask_password
-from .memory import prepare
 
 DEFAULT_DATABASE = "track"
 DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {
