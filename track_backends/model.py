@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .encoding import encode
 from .errors import EncodingError
@@ -24,6 +24,14 @@ class Status:
     name: str
     value: int
 
+    Created: ClassVar[Status]
+    Running: ClassVar[Status]
+    Interrupted: ClassVar[Status]
+    Exception: ClassVar[Status]
+    Broken: ClassVar[Status]
+    Suspended: ClassVar[Status]
+    Completed: ClassVar[Status]
+
     def to_doc(self) -> dict[str, Any]:
         """Return the document form ``{"name": ..., "value": ...}``."""
         return {"name": self.name, "value": self.value}
@@ -40,13 +48,13 @@ class Status:
         raise EncodingError(f"not a status: {doc!r}")
 
 
-Status.Created = Status("Created", 0)  # type: ignore[attr-defined]
-Status.Running = Status("Running", 101)  # type: ignore[attr-defined]
-Status.Interrupted = Status("Interrupted", 201)  # type: ignore[attr-defined]
-Status.Exception = Status("Exception", 202)  # type: ignore[attr-defined]
-Status.Broken = Status("Broken", 203)  # type: ignore[attr-defined]
-Status.Suspended = Status("Suspended", 301)  # type: ignore[attr-defined]
-Status.Completed = Status("Completed", 302)  # type: ignore[attr-defined]
+Status.Created = Status("Created", 0)
+Status.Running = Status("Running", 101)
+Status.Interrupted = Status("Interrupted", 201)
+Status.Exception = Status("Exception", 202)
+Status.Broken = Status("Broken", 203)
+Status.Suspended = Status("Suspended", 301)
+Status.Completed = Status("Completed", 302)
 _BY_NAME = {
     s.name: s
     for s in (

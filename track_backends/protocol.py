@@ -36,7 +36,9 @@ def _start_update() -> UpdateDoc:
     return {"$set": {"status": Status.Running.to_doc(), "metadata.start_time": time.time()}}
 
 
-def _finish_update(exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None, *, runtime: float | None = None):
+def _finish_update(
+    exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None, *, runtime: float | None = None
+) -> UpdateDoc:
     now = time.time()
     fields: dict[str, Any] = {"metadata.end_time": now}
     if runtime is not None:

@@ -127,7 +127,8 @@ def _resolve(scheme: str, entry: _Entry) -> Factory:
             f"the {scheme}: store needs the {missing.split('.')[0]!r} package, which is not installed; {hint}"
         ) from e
     try:
-        return getattr(module, attr)
+        factory: Callable[[StoreURI], Any] = getattr(module, attr)
+        return factory
     except AttributeError as e:
         raise StoreError(f"the factory {entry.target!r} for {scheme}: does not exist") from e
 
@@ -151,7 +152,8 @@ def open_store(uri: str | StoreURI) -> Store:
         )
     factory = _resolve(parsed.scheme, entry)
     try:
-        return factory(parsed)
+        store: Store = factory(parsed)
+        return store
     except TrackBackendsError:
         raise
     except Exception as e:  # a plugin's or driver's own exception: wrap it, masking secrets

@@ -69,3 +69,22 @@ class ParseCache(Generic[T]):
                 self._hits.clear()
             self._hits[key] = hit
         return hit
+
+
+def _parse_query(query: Any) -> Any:
+    from .parser import parse
+
+    return parse(query or {})
+
+
+def _parse_update(update: Any) -> Any:
+    from .update import parse_update
+
+    return parse_update(update)
+
+
+QUERIES: ParseCache[Any] = ParseCache(_parse_query)
+"""The process-wide cache of parsed queries (AST nodes), shared by every store."""
+
+UPDATES: ParseCache[Any] = ParseCache(_parse_update)
+"""The process-wide cache of parsed update documents, shared by every store."""

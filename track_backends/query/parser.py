@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -131,7 +132,7 @@ def _parse_operators(path: str, ops: dict[str, Any]) -> list[Node]:
 
 def _rebase(nodes: list[Node], path: str) -> Node:
     """Put field nodes parsed with an empty path onto ``path``."""
-    rebased = [type(n)(path, *[getattr(n, f) for f in n.__dataclass_fields__ if f != "path"]) for n in nodes]
+    rebased: list[Node] = [dataclasses.replace(n, path=path) for n in nodes]  # type: ignore[call-arg]
     return rebased[0] if len(rebased) == 1 else And(tuple(rebased))
 
 

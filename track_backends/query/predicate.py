@@ -41,7 +41,7 @@ def _eq_value(value: Any) -> Callable[[list[Any]], bool]:
     return lambda vals: any(v is not MISSING and values_equal(v, value) for v in expand(vals))
 
 
-_ORDER_OPS = {
+_ORDER_OPS: dict[str, Callable[[int], bool]] = {
     "$gt": lambda c: c > 0,
     "$gte": lambda c: c >= 0,
     "$lt": lambda c: c < 0,

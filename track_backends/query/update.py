@@ -268,7 +268,8 @@ def apply_update(doc: dict[str, Any], update: Update, *, inserting: bool = False
 def _inc(old: int | float, by: int | float, path: str) -> int | float:
     out = old + by
     try:
-        return encode(out, path)
+        checked: int | float = encode(out, path)
+        return checked
     except EncodingError as e:
         raise QueryError(f"$inc on {path!r} overflows: {e}") from None
 

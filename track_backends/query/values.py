@@ -40,10 +40,10 @@ def values_equal(a: Any, b: Any) -> bool:
             return all(ka == kb and values_equal(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items()))
         if ta is list:
             return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
-        return a == b
+        return bool(a == b)
     if _BRACKETS[ta] != _BRACKETS[tb]:
         return False
-    return a == b  # int against float
+    return bool(a == b)  # int against float
 
 
 def compare(a: Any, b: Any) -> int:
@@ -69,7 +69,7 @@ def compare(a: Any, b: Any) -> int:
 
 
 def _cmp(a: Any, b: Any) -> int:
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 sort_key = cmp_to_key(compare)

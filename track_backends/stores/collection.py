@@ -6,12 +6,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DuplicateKeyError, QueryError
+from ..query.analysis import choose_index, index_keys, pins
 from ..query.ast import Node
 from ..query.predicate import Predicate, predicate_for
 from ..store import DEFAULT_INDEXES
-from .indexes import HashIndex, choose, pins_of
+from .indexes import HashIndex, value_key
 
 Document = dict[str, Any]
+
+
+def _unique(ix: HashIndex) -> bool:
+    return ix.unique
 
 
 class CompiledQuery:
@@ -22,7 +27,8 @@ class CompiledQuery:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.pred: Predicate = predicate_for(node)
-        self.pins, self.exact = pins_of(node)
+        p = pins(node, key=value_key)
+        self.pins, self.exact = p.paths, p.exact
 
 
 class Collection:
@@ -52,13 +58,13 @@ class Collection:
                 if d is not None and pred(d):
                     yield d
             return
-        chosen = choose(self.indexes, pins) if pins else None
-        if chosen is None:
+        ix = choose_index(self.indexes, pins, unique=_unique) if pins else None
+        if ix is None:
             for d in docs.values():
                 if pred(d):
                     yield d
             return
-        ix, keys = chosen
+        keys = index_keys(ix.paths, pins)
         exact = cq.exact is not None and cq.exact == frozenset(ix.paths)
         for k in keys:
             b = ix.buckets.get(k)

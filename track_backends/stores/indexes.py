@@ -1,13 +1,11 @@
-"""Hash indexes for the in-memory engine, and the planner that picks one for a query."""
+"""Hash indexes for the in-memory engine (the planner that picks one is :mod:`track_backends.query.analysis`)."""
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from ..query.ast import And, Compare, In, Node
 from ..query.paths import MISSING
 
 OVERFLOW: Any = object()  # the document's value cannot be a hash key (an array on the path)
@@ -41,8 +39,13 @@ def _key_of(v: Any, unique: bool) -> Any:
 
 
 def value_key(v: Any) -> Any:
-    """The hash key a query value looks up (only scalars other than null are looked up)."""
-    return _key_of(v, False)
+    """The hash key a query value looks up, or ``None`` when an index cannot answer it alone.
+
+    Only scalars other than null are looked up: null also matches missing fields, and arrays
+    and documents match element-wise.
+    """
+    k = _key_of(v, False)
+    return None if k is OVERFLOW else k
 
 
 class Bucket:
@@ -125,47 +128,3 @@ class HashIndex:
             b.discard(uid)
             if not b.members:
                 del self.buckets[key]
-
-
-def pins_of(node: Node) -> tuple[dict[str, list[Any]], frozenset[str] | None]:
-    """Find the paths a query pins to scalar values (top-level ``$eq`` and ``$in``).
-
-    Returns:
-        ``(pins, exact)``: ``pins`` maps paths to the hash keys they may take; ``exact`` is the
-        set of pinned paths when the query is nothing but those pins (so an index over exactly
-        those paths answers it without re-checking), else ``None``.
-    """
-    out: dict[str, list[Any]] = {}
-    exact = True
-    for n in node.children if isinstance(node, And) else (node,):
-        if isinstance(n, Compare) and n.op == "$eq":
-            vals: tuple[Any, ...] = (n.value,)
-        elif isinstance(n, In) and not n.negate and n.values:
-            vals = n.values
-        else:
-            exact = False
-            continue
-        keys = list(dict.fromkeys(value_key(v) for v in vals))
-        if any(k is None or k is OVERFLOW for k in keys):
-            exact = False  # null matches missing too, and arrays match element-wise: check these
-            continue
-        if n.path in out:  # two constraints on one path: keep the intersection
-            keys = [k for k in out[n.path] if k in keys]
-            exact = False
-        out[n.path] = keys
-    return out, (frozenset(out) if exact and out else None)
-
-
-def choose(indexes: list[HashIndex], pins: dict[str, list[Any]]) -> tuple[HashIndex, list[Any]] | None:
-    """Pick the non-unique index with the most paths, all pinned by the query."""
-    best = None
-    for ix in indexes:
-        if ix.unique or not all(p in pins for p in ix.paths):
-            continue
-        if best is None or len(ix.paths) > len(best.paths):
-            best = ix
-    if best is None:
-        return None
-    if len(best.paths) == 1:
-        return best, pins[best.paths[0]]
-    return best, [tuple(c) for c in itertools.product(*(pins[p] for p in best.paths))]

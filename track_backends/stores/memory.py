@@ -24,13 +24,12 @@ from ..query import (
     parse,
     parse_projection,
     parse_sort,
-    parse_update,
     project,
     sort_documents,
     upsert_seed,
 )
 from ..query.ast import Node
-from ..query.cache import ParseCache
+from ..query.cache import UPDATES, ParseCache
 from ..query.update import Update
 from ..store import Document, Query, Store, check_collection, check_index_keys, check_limit
 from .collection import Collection, CompiledQuery
@@ -74,6 +73,10 @@ def updated(old: Document, upd: Update) -> tuple[Document, Document]:
     return old, new
 
 
+_COMPILED: ParseCache[CompiledQuery] = ParseCache(lambda q: CompiledQuery(parse(q or {})))
+"""Queries compiled to predicates with their index pins, shared by every in-memory engine."""
+
+
 class MemoryStore(Store):
     """A thread-safe, indexed, copy-isolated store held in process memory (``ephemeral:``)."""
 
@@ -82,8 +85,6 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._colls: dict[str, Collection] = {}
         self._lock = threading.RLock()
-        self._queries: ParseCache[CompiledQuery] = ParseCache(lambda q: CompiledQuery(parse(q or {})))
-        self._updates: ParseCache[Update] = ParseCache(parse_update)
         self.closed = False
 
     # -- hooks for the journal engine ----------------------------------------------------------
@@ -139,11 +140,11 @@ class MemoryStore(Store):
 
     def _query(self, query: Query) -> CompiledQuery:
         """Parse and compile a query (cached by its exact text)."""
-        return self._queries.get(query)
+        return _COMPILED.get(query)
 
     def _update(self, update: Any) -> Update:
         """Validate an update document (cached by its exact text)."""
-        return self._updates.get(update)
+        return UPDATES.get(update)
 
     # -- Store API -----------------------------------------------------------------------------
     def insert(self, collection: str, doc: Document) -> None:
