@@ -68,7 +68,44 @@ def check_key(key: Any, path: str = "") -> str:
     return key
 
 
-def encode(value: Any, path: str = "") -> Any:
+MAX_DEPTH = 100
+"""How many levels of documents and arrays a value (or a query) may nest: MongoDB's limit, which
+every backend can hold."""
+
+
+def _too_deep(path: str) -> EncodingError:
+    if len(path) > 60:
+        path = path[:60] + "..."
+    return EncodingError(f"value{_where(path)} nests deeper than {MAX_DEPTH} levels of documents and arrays")
+
+
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How many levels of dicts and lists ``value`` nests (0 for a scalar), counted up to ``limit + 1``.
+
+    It walks without recursion, so any depth is safe to measure.
+
+    >>> nesting_depth({"a": [1, {"b": 2}]}), nesting_depth(3)
+    (3, 0)
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        if d > deepest:
+            deepest = d
+            if d > limit:
+                return d
+        stack.extend((c, d + 1) for c in children if isinstance(c, (dict, list, tuple)))
+    return deepest
+
+
+def encode(value: Any, path: str = "", _depth: int = 1) -> Any:
     """Return a validated deep copy of ``value`` made of plain JSON-like Python types.
 
     Args:
@@ -79,7 +116,8 @@ def encode(value: Any, path: str = "") -> Any:
         A fresh copy that shares no mutable container with ``value``.
 
     Raises:
-        EncodingError: Some part of ``value`` cannot be stored.
+        EncodingError: Some part of ``value`` cannot be stored, or it nests deeper than
+            :data:`MAX_DEPTH` levels.
     """
     t = type(value)
     if t is str:
@@ -99,6 +137,8 @@ def encode(value: Any, path: str = "") -> Any:
             return value if value else 0.0  # -0.0 becomes 0.0: not every backend keeps the sign of zero
         raise EncodingError(f"non-finite float {value!r}{_where(path)} cannot be stored on every backend")
     if t is dict:
+        if _depth > MAX_DEPTH:
+            raise _too_deep(path)
         out = {}
         for k, v in value.items():
             if (
@@ -121,13 +161,15 @@ def encode(value: Any, path: str = "") -> Any:
             elif tv is int and INT64_MIN <= v <= INT64_MAX:
                 out[k] = v
             else:
-                out[k] = encode(v, f"{path}.{k}" if path else k)
+                out[k] = encode(v, f"{path}.{k}" if path else k, _depth + 1)
         return out
     if t is list or t is tuple:
-        return [encode(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+        if _depth > MAX_DEPTH:
+            raise _too_deep(path)
+        return [encode(v, f"{path}.{i}" if path else str(i), _depth + 1) for i, v in enumerate(value)]
     converted = _numpy_to_python(value)
     if converted is not NotImplemented:
-        return encode(converted, path)
+        return encode(converted, path, _depth)
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):

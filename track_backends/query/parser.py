@@ -6,7 +6,7 @@ import dataclasses
 import re
 from typing import Any
 
-from ..encoding import encode
+from ..encoding import MAX_DEPTH, encode, nesting_depth
 from ..errors import EncodingError, QueryError, UnsupportedOperatorError
 from .ast import All, And, Compare, ElemMatch, Exists, In, Node, Nor, Not, Or, Regex, Size
 
@@ -53,12 +53,18 @@ def parse(query: Any) -> Node:
         return MATCH_ALL
     if not isinstance(query, dict):
         raise QueryError(f"a query must be a dict, got {type(query).__name__}")
+    if nesting_depth(query) > MAX_DEPTH:
+        raise QueryError(f"the query nests deeper than {MAX_DEPTH} levels of documents and arrays")
+    return _parse(query)
+
+
+def _parse(query: dict[str, Any]) -> Node:
     children: list[Node] = []
     for key, cond in query.items():
         if type(key) is str and key in LOGICAL_OPERATORS:
             if not isinstance(cond, (list, tuple)) or not cond:
                 raise QueryError(f"{key} takes a non-empty list of queries, got {cond!r:.80}")
-            subs = tuple(parse(q) if isinstance(q, dict) else _bad_sub(key, q) for q in cond)
+            subs = tuple(_parse(q) if isinstance(q, dict) else _bad_sub(key, q) for q in cond)
             children.append({"$and": And, "$or": Or, "$nor": Nor}[key](subs))
         else:
             children.extend(_parse_field(_check_path(key), cond))
@@ -155,4 +161,4 @@ def _elem_match(path: str, arg: dict[str, Any]) -> ElemMatch:
     if keys and all(k.startswith("$") for k in keys) and not all(k in LOGICAL_OPERATORS for k in keys):
         nodes = _parse_operators("", arg)
         return ElemMatch(path, nodes[0] if len(nodes) == 1 else And(tuple(nodes)), value_mode=True)
-    return ElemMatch(path, parse(arg), value_mode=False)
+    return ElemMatch(path, _parse(arg), value_mode=False)
