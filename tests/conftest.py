@@ -62,3 +62,17 @@ def mongo_wire_db(mongo_wire_client: Any) -> Iterator[Any]:
     db = mongo_wire_client[name]
     yield db
     mongo_wire_client.drop_database(name)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per distinct skip reason, with its count, instead of one line per skipped test."""
+    reasons: dict[str, int] = {}
+    for rep in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(rep, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("skips by reason", sep="-")
+        for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{n:5d} x {reason[:160]}")

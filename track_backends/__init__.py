@@ -11,6 +11,8 @@ Pick a store with a URI and get track's persistence Protocol over it::
 scheme is first used.
 """
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     CorruptStoreError,
     DriverNotInstalledError,
@@ -33,6 +35,10 @@ from .store import Store
 from .uri import StoreURI, parse_uri
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers
+    from .migrate import MigrationReport
+    from .stores.multiplex import MirrorError, MultiplexStore, ProtocolMultiplexer, multiplex_uri
 
 _LAZY = {
     "ProtocolMultiplexer": "track_backends.stores.multiplex",

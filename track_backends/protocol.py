@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from .encoding import check_key
 from .errors import DuplicateKeyError, NotFoundError, QueryError, StoreError
@@ -345,7 +345,7 @@ class DocumentProtocol:
         """Close the underlying store."""
         self.store.close()
 
-    def __enter__(self) -> DocumentProtocol:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

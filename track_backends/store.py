@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Self
 
 from .errors import QueryError
 
@@ -165,7 +165,7 @@ class Store(ABC):
     def close(self) -> None:
         """Release connections, file handles and locks. Closing twice is harmless."""
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
