@@ -2,16 +2,16 @@
 
 import pytest
 
-from track_backends.testing import ClaimContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
 
 
-class TestEphemeral(StoreContract, ProtocolContract, ClaimContract):
+class TestEphemeral(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
     @pytest.fixture
     def store_uri(self):
         return "ephemeral:"
 
 
-class TestPickled(StoreContract, ProtocolContract, ClaimContract):
+class TestPickled(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
     multiprocess = True
 
     @pytest.fixture
@@ -19,7 +19,7 @@ class TestPickled(StoreContract, ProtocolContract, ClaimContract):
         return f"pickled://{tmp_path}/store.pkl"
 
 
-class TestFile(StoreContract, ProtocolContract, ClaimContract):
+class TestFile(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
     multiprocess = True
 
     @pytest.fixture

@@ -48,6 +48,13 @@ class NotFoundError(TrackBackendsError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class LeaseLostError(TrackBackendsError):
+    """A worker's lease on a trial was taken over: its fencing token is no longer the stored one.
+
+    The write that raised it changed nothing. The trial now belongs to another reservation.
+    """
+
+
 class StoreError(TrackBackendsError):
     """The store failed to carry out an operation; the driver's exception is the cause."""
 
@@ -70,6 +77,7 @@ __all__ = [
     "DuplicateKeyError",
     "EncodingError",
     "InvalidURIError",
+    "LeaseLostError",
     "LockTimeoutError",
     "NotFoundError",
     "QueryError",

@@ -204,8 +204,14 @@ class Trial:
     status: Status = field(default_factory=lambda: Status.Created)
     errors: list[str] = field(default_factory=list)
     tags: dict[str, Any] = field(default_factory=dict)
+    lease: dict[str, Any] | None = None
+    """``{"owner", "token", "expires", "attempts"}`` once the trial was reserved (see ``reserve_trial``)."""
     stored_hash: str | None = field(default=None, repr=False, compare=False)
     """The hash the trial was stored under; it keeps ``uid`` stable when parameters change later."""
+    fence: int | None = field(default=None, repr=False, compare=False)
+    """The fencing token of the reservation this object came from; Protocol writes are conditional on it."""
+    lease_seconds: float | None = field(default=None, repr=False, compare=False)
+    """The lease duration this object was reserved with (heartbeats extend it by as much)."""
 
     @property
     def hash(self) -> str:
@@ -238,6 +244,7 @@ class Trial:
             "status": Status.from_doc(self.status).to_doc(),
             "errors": self.errors,
             "tags": self.tags,
+            **({"lease": self.lease} if self.lease is not None else {}),
         }
 
     @classmethod
@@ -257,5 +264,6 @@ class Trial:
             status=Status.from_doc(doc["status"]) if "status" in doc else Status.Created,
             errors=doc.get("errors", []),
             tags=doc.get("tags", {}),
+            lease=doc.get("lease"),
             stored_hash=doc.get("hash"),
         )

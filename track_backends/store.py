@@ -25,6 +25,7 @@ Contract (every backend, checked by :mod:`track_backends.testing`):
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, Self
@@ -157,6 +158,18 @@ class Store(ABC):
         Raises:
             DuplicateKeyError: ``unique`` is asked for and stored documents already collide.
         """
+
+    def now(self) -> float:
+        """The store's clock, in seconds since the epoch: it decides when leases expire.
+
+        Memory and journal stores use this machine's clock. Server stores return the server's
+        clock (see :class:`~track_backends.clock.ServerClock`), so that a client whose clock is
+        wrong neither takes a live lease nor keeps a dead one.
+
+        Raises:
+            StoreUnavailableError: A server store cannot be reached to read its clock.
+        """
+        return time.time()
 
     def commit(self) -> None:  # noqa: B027 - optional hook
         """Make every returned write durable (a no-op for stores that are durable per write)."""

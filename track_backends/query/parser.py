@@ -65,7 +65,10 @@ def _parse(query: dict[str, Any]) -> Node:
             if not isinstance(cond, (list, tuple)) or not cond:
                 raise QueryError(f"{key} takes a non-empty list of queries, got {cond!r:.80}")
             subs = tuple(_parse(q) if isinstance(q, dict) else _bad_sub(key, q) for q in cond)
-            children.append({"$and": And, "$or": Or, "$nor": Nor}[key](subs))
+            if key == "$and":  # flattened, so that analysis sees every top-level condition
+                children.extend(c for sub in subs for c in (sub.children if isinstance(sub, And) else (sub,)))
+            else:
+                children.append({"$or": Or, "$nor": Nor}[key](subs))
         else:
             children.extend(_parse_field(_check_path(key), cond))
     if len(children) == 1:

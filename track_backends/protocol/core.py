@@ -1,132 +1,34 @@
-"""The track persistence Protocol, written once over the Store interface.
-
-Every mutating method builds a MongoDB-style update document and hands it to the store, so the
-same semantics hold on every backend, and ``fetch_and_update_trial(query, attr, ...)`` is exactly
-one atomic ``store.find_one_and_update``.
-"""
+"""The Protocol's projects, groups, trials and queries, written once over the Store interface."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any, Self
 
-from .encoding import check_key
-from .errors import DuplicateKeyError, NotFoundError, QueryError, StoreError
-from .model import Project, Status, Trial, TrialGroup, trial_uid
-from .query import apply_update, parse_update
-from .store import GROUPS, PROJECTS, TRIALS, Query, Store
+from ..encoding import check_key
+from ..errors import DuplicateKeyError, LeaseLostError, NotFoundError, QueryError, StoreError
+from ..model import Project, Status, Trial, TrialGroup, trial_uid
+from ..store import GROUPS, PROJECTS, TRIALS, Query, Store
+from .updates import (
+    GROUP_UPDATES,
+    TRIAL_UPDATES,
+    UpdateDoc,
+    chrono_add,
+    finish_update,
+    metrics_update,
+    mirror,
+    start_update,
+    status_update,
+    with_release,
+)
 
-UpdateDoc = dict[str, Any]
 _CHRONO_RETRIES = 100
 _REVISION_RETRIES = 100
 
 
-def _status(status: Any) -> Status:
-    return Status.from_doc(status)
-
-
-def _fields(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
-    return {f"{prefix}.{check_key(k, prefix)}": v for k, v in values.items()}
-
-
-# -- update builders: (*args, **kwargs) -> update document -----------------------------------------
-def _start_update() -> UpdateDoc:
-    return {"$set": {"status": Status.Running.to_doc(), "metadata.start_time": time.time()}}
-
-
-def _finish_update(
-    exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None, *, runtime: float | None = None
-) -> UpdateDoc:
-    now = time.time()
-    fields: dict[str, Any] = {"metadata.end_time": now}
-    if runtime is not None:
-        fields["metadata.runtime"] = runtime
-    update: UpdateDoc = {"$set": fields}
-    if exc_type is None:
-        fields["status"] = Status.Completed.to_doc()
-    else:
-        interrupted = isinstance(exc_type, type) and issubclass(exc_type, KeyboardInterrupt)
-        fields["status"] = (Status.Interrupted if interrupted else Status.Exception).to_doc()
-        name = getattr(exc_type, "__name__", str(exc_type))
-        update["$push"] = {"errors": f"{name}: {exc_val}" if exc_val is not None else name}
-    return update
-
-
-def _status_update(status: Any, error: Any = None) -> UpdateDoc:
-    update: UpdateDoc = {"$set": {"status": _status(status).to_doc()}}
-    if error is not None:
-        update["$push"] = {"errors": str(error)}
-    return update
-
-
-def _metrics_update(step: Any = None, **metrics: Any) -> UpdateDoc:
-    if not metrics:
-        raise QueryError("log_trial_metrics needs at least one metric, e.g. loss=0.1")
-    return {"$push": {f"metrics.{check_key(k, 'metrics')}": [step, v] for k, v in metrics.items()}}
-
-
-def _set_update(prefix: str) -> Callable[..., UpdateDoc]:
-    def build(**values: Any) -> UpdateDoc:
-        if not values:
-            raise QueryError(f"nothing to set in {prefix!r}: pass keyword arguments")
-        return {"$set": _fields(prefix, values)}
-
-    return build
-
-
-TRIAL_UPDATES: dict[str, Callable[..., UpdateDoc]] = {
-    "log_trial_start": _start_update,
-    "log_trial_finish": _finish_update,
-    "set_trial_status": _status_update,
-    "log_trial_metrics": _metrics_update,
-    "log_trial_arguments": _set_update("parameters"),
-    "log_trial_metadata": _set_update("metadata"),
-    "add_trial_tags": _set_update("tags"),
-}
-"""The Protocol methods ``fetch_and_update_trial`` may apply, and their update builders."""
-
-GROUP_UPDATES: dict[str, Callable[..., UpdateDoc]] = {"set_group_metadata": _set_update("metadata")}
-"""The Protocol methods ``fetch_and_update_group`` may apply."""
-
-
-def _chrono_add(stats: dict[str, Any] | None, value: float) -> dict[str, float]:
-    """Add one observation to ``{count,total,mean,min,max,sd}`` (population sd, Welford)."""
-    if not stats:
-        return {"count": 1, "total": value, "mean": value, "min": value, "max": value, "sd": 0.0}
-    n, mean = stats["count"], stats["mean"]
-    m2 = stats["sd"] ** 2 * n
-    n1 = n + 1
-    delta = value - mean
-    mean1 = mean + delta / n1
-    m2 += delta * (value - mean1)
-    return {
-        "count": n1,
-        "total": stats["total"] + value,
-        "mean": mean1,
-        "min": min(stats["min"], value),
-        "max": max(stats["max"], value),
-        "sd": math.sqrt(max(m2, 0.0) / n1),
-    }
-
-
-def _mirror(obj: Any, update: UpdateDoc) -> None:
-    """Apply an update that the store accepted to the caller's object as well."""
-    upd = parse_update(update)
-    sub: dict[str, Any] = {}
-    for _, parts, _ in upd.ops:
-        name = parts[0]
-        if hasattr(obj, name) and name not in sub:
-            value = getattr(obj, name)
-            sub[name] = value.to_doc() if isinstance(value, Status) else value
-    apply_update(sub, upd)
-    for name, value in sub.items():
-        setattr(obj, name, Status.from_doc(value) if name == "status" else value)
-
-
-class DocumentProtocol:
-    """track's persistence Protocol over any :class:`~track_backends.store.Store`.
+class ProtocolCore:
+    """track's persistence Protocol over any :class:`~track_backends.store.Store` (without leases).
 
     Args:
         store: The store that holds the documents; the protocol owns it and closes it.
@@ -218,21 +120,38 @@ class DocumentProtocol:
         docs = self.store.find(TRIALS, {"hash": trial.hash}, sort=[("revision", 1)])
         return [Trial.from_doc(d) for d in docs]
 
+    def _target(self, obj: Any) -> dict[str, Any]:
+        """The query a write to ``obj`` goes through: its uid, and its fencing token if it was reserved."""
+        fence = getattr(obj, "fence", None)
+        return {"uid": obj.uid} if fence is None else {"uid": obj.uid, "lease.token": fence}
+
+    def _missed(self, collection: str, obj: Any) -> Exception:
+        """Why a write to ``obj`` matched nothing: its lease was taken over, or it is not stored."""
+        if getattr(obj, "fence", None) is not None and self.store.count(collection, {"uid": obj.uid}):
+            stored = self.store.find_one(collection, {"uid": obj.uid}) or {}
+            token = (stored.get("lease") or {}).get("token")
+            return LeaseLostError(
+                f"trial {obj.uid} was reserved again (token {token}, this worker holds {obj.fence}): "
+                "its write changed nothing"
+            )
+        return NotFoundError(f"no {collection[:-1]} with uid {obj.uid!r} is stored")
+
     def _apply(self, collection: str, obj: Any, update: UpdateDoc) -> None:
-        if not self.store.update(collection, {"uid": obj.uid}, update):
-            raise NotFoundError(f"no {collection[:-1]} with uid {obj.uid!r} is stored")
-        _mirror(obj, update)
+        if not self.store.update(collection, self._target(obj), update):
+            raise self._missed(collection, obj)
+        mirror(obj, update)
 
     def log_trial_start(self, trial: Trial) -> None:
         """Mark the trial Running and record its start time."""
         self._clock[(trial.uid, "runtime")] = time.time()
-        self._apply(TRIALS, trial, _start_update())
+        self._apply(TRIALS, trial, start_update())
 
     def log_trial_finish(self, trial: Trial, exc_type: Any = None, exc_val: Any = None, exc_tb: Any = None) -> None:
         """Mark the trial Completed, or Exception/Interrupted with the error recorded."""
         started = self._clock.pop((trial.uid, "runtime"), None)
         runtime = time.time() - started if started is not None else None
-        self._apply(TRIALS, trial, _finish_update(exc_type, exc_val, exc_tb, runtime=runtime))
+        update = finish_update(exc_type, exc_val, exc_tb, runtime=runtime)
+        self._apply(TRIALS, trial, with_release(update) if trial.fence is not None else update)
 
     def log_trial_chrono_start(
         self, trial: Trial, name: str, aggregator: Any = None, start_callback: Any = None, end_callback: Any = None
@@ -257,16 +176,16 @@ class DocumentProtocol:
         elapsed = time.time() - started
         path = f"chronos.{name}"
         for _ in range(_CHRONO_RETRIES):  # compare-and-set on the count: safe under concurrency
-            doc = self.store.find_one(TRIALS, {"uid": trial.uid})
+            doc = self.store.find_one(TRIALS, self._target(trial))
             if doc is None:
-                raise NotFoundError(f"no trial with uid {trial.uid!r} is stored")
+                raise self._missed(TRIALS, trial)
             current = doc.get("chronos", {}).get(name)
-            guard: Query = {"uid": trial.uid, path: {"$exists": False}}
+            guard: dict[str, Any] = {**self._target(trial), path: {"$exists": False}}
             if current:
-                guard = {"uid": trial.uid, f"{path}.count": current["count"]}
-            update = {"$set": {path: _chrono_add(current, elapsed)}}
+                guard = {**self._target(trial), f"{path}.count": current["count"]}
+            update = {"$set": {path: chrono_add(current, elapsed)}}
             if self.store.update(TRIALS, guard, update):
-                _mirror(trial, update)
+                mirror(trial, update)
                 return
         raise StoreError(f"chrono {name!r} of trial {trial.uid} kept changing under us")
 
@@ -280,11 +199,11 @@ class DocumentProtocol:
 
     def log_trial_metrics(self, trial: Trial, step: Any = None, **metrics: Any) -> None:
         """Append ``[step, value]`` to ``metrics[name]`` for each metric given."""
-        self._apply(TRIALS, trial, _metrics_update(step, **metrics))
+        self._apply(TRIALS, trial, metrics_update(step, **metrics))
 
     def set_trial_status(self, trial: Trial, status: Status | str, error: Any = None) -> None:
         """Set the status (a :class:`Status` or a predefined name) and record ``error``."""
-        self._apply(TRIALS, trial, _status_update(status, error))
+        self._apply(TRIALS, trial, status_update(status, error))
 
     def add_trial_tags(self, trial: Trial, **tags: Any) -> None:
         """Set tag keys of the trial."""
@@ -352,4 +271,4 @@ class DocumentProtocol:
         self.close()
 
     def __repr__(self) -> str:
-        return f"DocumentProtocol({self.store!r})"
+        return f"{type(self).__name__}({self.store!r})"
