@@ -91,9 +91,23 @@ class LeasedProtocol(ProtocolCore):
             trial = Trial.from_doc(doc)
             trial.fence, trial.lease_seconds = doc["lease"]["token"], seconds
             attempts = doc["lease"]["attempts"]
-            if max_attempts is None or attempts <= max_attempts:
-                return trial
-            self._break(trial, f"reserved {attempts} times, more than max_attempts={max_attempts}")
+            if max_attempts is not None and attempts > max_attempts:
+                self._break(trial, f"reserved {attempts} times, more than max_attempts={max_attempts}")
+                continue
+            if trial.metrics:
+                self._archive_metrics(trial)
+            return trial
+
+    def _archive_metrics(self, trial: Trial) -> None:
+        """Move an earlier attempt's metrics to ``previous_attempts``, so that ``metrics`` holds this one's.
+
+        The earlier worker can no longer write (its token is stale), so what the reservation
+        returned is all it logged.
+        """
+        assert trial.fence is not None
+        entry = {"token": trial.fence - 1, "metrics": trial.metrics}
+        with contextlib.suppress(LeaseLostError):
+            self._apply(TRIALS, trial, {"$set": {"metrics": {}}, "$push": {"previous_attempts": entry}})
 
     def _break(self, trial: Trial, why: str) -> None:
         with contextlib.suppress(LeaseLostError):  # someone else took it meanwhile: theirs now

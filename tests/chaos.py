@@ -1,0 +1,89 @@
+"""Chaos runs for leased claims: worker processes killed with SIGKILL while they run trials."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from track_backends import Project, Trial, TrialGroup, get_protocol
+
+WORKER = str(Path(__file__).with_name("chaos_worker.py"))
+STEPS = 20
+
+
+def seed(uri: str, n: int, group: str = "chaos") -> str:
+    with get_protocol(uri) as proto:
+        proto.new_project(Project("chaos"))
+        g = proto.new_trial_group(TrialGroup(group, project_id="chaos"))
+        for i in range(n):
+            proto.new_trial(Trial({"i": i}, project_id="chaos", group_id=g.uid))
+        return g.uid
+
+
+def start_worker(uri: str, group: str, lease: float, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, WORKER, uri, group, str(lease), str(STEPS)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_chaos(
+    uri: str, *, trials: int = 60, workers: int = 3, kills: int = 6, every: float = 0.5, lease: float = 1.5
+) -> dict[str, Any]:
+    """Run ``workers`` processes over ``trials`` trials, SIGKILL a random one ``kills`` times, and wait.
+
+    Returns:
+        ``{"group": uid, "killed": n, "stderr": [...]}`` once every worker has exited.
+    """
+    group = seed(uri, trials)
+    rng = random.Random(1234)
+    procs = [start_worker(uri, group, lease) for _ in range(workers)]
+    killed = 0
+    deadline = time.monotonic() + 300
+    while killed < kills and time.monotonic() < deadline:
+        time.sleep(every * rng.uniform(0.6, 1.4))
+        alive = [p for p in procs if p.poll() is None]
+        if not alive:
+            break
+        victim = rng.choice(alive)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        killed += 1
+        procs.append(start_worker(uri, group, lease))
+    errors = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate()
+            errors.append(f"worker {p.pid} did not finish:\n{err}")
+            continue
+        if p.returncode not in (0, -signal.SIGKILL):
+            errors.append(f"worker {p.pid} exited {p.returncode}:\n{err[-2000:]}")
+    return {"group": group, "killed": killed, "errors": errors}
+
+
+def check_outcome(uri: str, group: str, trials: int = 60) -> None:
+    """Every trial Completed by exactly one attempt, whose metrics are the trial's, and none Running."""
+    with get_protocol(uri) as proto:
+        docs = proto.store.find("trials", {"group_id": group})
+    assert len(docs) == trials
+    assert [d["uid"] for d in docs if d["status"]["name"] != "Completed"] == []
+    for d in docs:
+        token = d["lease"]["token"]
+        loss = d["metrics"]["loss"]
+        assert loss == [[s, float(token * 1000 + s)] for s in range(STEPS)], (d["uid"], token, loss)
+        assert d["lease"]["expires"] is None
+        for old in d.get("previous_attempts", []):
+            assert old["token"] < token
+            assert all(v == float(old["token"] * 1000 + s) for s, v in old["metrics"].get("loss", []))
