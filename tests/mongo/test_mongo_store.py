@@ -183,6 +183,21 @@ def test_unreachable_server_fails_fast_and_masks_the_password() -> None:
     store.close()
 
 
+@pytest.mark.parametrize("hosts", ["127.0.0.1:{port}", "127.0.0.1:{port},localhost:{port}"])
+def test_an_unreachable_server_is_named_in_one_short_line(hosts: str) -> None:
+    port = closed_port()
+    uri = f"mongodb://alice:{SECRET}@{hosts.format(port=port)}/db?serverSelectionTimeoutMS=300&appName=a"
+    with open_store(uri) as store:
+        for call in (lambda: store.find("trials"), lambda: store.insert("trials", {"uid": "a"})):
+            with pytest.raises(errors.StoreUnavailableError) as e:
+                call()
+            text = str(e.value)
+            assert len(text) < 200 and "\n" not in text, text
+            assert f"127.0.0.1:{port}" in text and "Topology" not in text and "appName" not in text
+            assert SECRET not in text and "within 0.3 s" in text
+        assert "127.0.0.1" in str(e.value.__cause__)  # the driver's full description stays the cause
+
+
 def test_the_default_bound_is_a_few_seconds() -> None:
     store = open_store(f"mongodb://127.0.0.1:{closed_port()}/db")
     start = time.monotonic()

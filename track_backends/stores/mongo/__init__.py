@@ -17,10 +17,11 @@ What the store adds to the driver:
   any deployment.
 * **Errors.** Duplicate keys raise :class:`~track_backends.errors.DuplicateKeyError`; an
   unreachable server :class:`~track_backends.errors.StoreUnavailableError` within the
-  ``serverSelectionTimeoutMS`` bound (5 s unless the URI says otherwise); an update the server
-  refuses (``$inc`` of a string) :class:`~track_backends.errors.QueryError`; any other driver
-  error :class:`~track_backends.errors.StoreError`, with the driver's exception as the cause and
-  the password masked in every message (:mod:`.errors`).
+  ``serverSelectionTimeoutMS`` bound (5 s unless the URI says otherwise), in one short line
+  naming the hosts tried; an update the server refuses (``$inc`` of a string)
+  :class:`~track_backends.errors.QueryError`; any other driver error
+  :class:`~track_backends.errors.StoreError`, with the driver's exception as the cause and the
+  password masked in every message (:mod:`.errors`).
 
 Modules: :mod:`.drivers` (pymongo and mongomock adapters), :mod:`.errors`, :mod:`.translate`
 (queries, updates, projections), :mod:`.uri` (URIs, client options, database names),

@@ -5,6 +5,7 @@ Server error codes: https://www.mongodb.com/docs/manual/reference/error-codes/
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -46,6 +47,14 @@ INDEX_CONFLICT_CODES = frozenset({85, 86})  # IndexOptionsConflict, IndexKeySpec
 
 MAX_TEXT = 500
 """Driver messages are cut to this many characters."""
+MAX_UNAVAILABLE = 200
+"""An unreachable-server message is at most this long (one line)."""
+_MAX_HOSTS = 3
+
+_TIMEOUTS_RE = re.compile(r"\s*\(configured timeouts:[^)]*\)")
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\]\s*")
+_HOST_PREFIX_RE = re.compile(r"^\S+:\d+: ")
+_WAITED_RE = re.compile(r", Timeout: ([0-9.]+)s")
 
 
 def error_code(e: BaseException) -> int | None:
@@ -88,6 +97,62 @@ def driver_text(e: BaseException, password: str | None) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "..."
 
 
+def _reason(text: str) -> str:
+    """One short line of why a server could not be reached (no host prefix, no timeout dump)."""
+    text = text.partition(", Timeout: ")[0].partition("Topology Description:")[0]
+    text = _ERRNO_RE.sub("", _TIMEOUTS_RE.sub("", text)).splitlines()[0] if text.strip() else ""
+    text = _HOST_PREFIX_RE.sub("", text.strip()).strip(" ,")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _address(host: str, port: int | None) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}" if port is not None else host
+
+
+def _servers(client: Any, password: str | None) -> list[tuple[str, str]]:
+    """``(host:port, why it failed or "")`` of every server the client knows of (its seeds at first)."""
+    try:
+        descriptions = client.topology_description.server_descriptions()
+    except Exception:  # noqa: BLE001 - mongomock, or a client in a state that cannot say
+        return []
+    out = []
+    for (host, port), sd in sorted(descriptions.items(), key=lambda kv: str(kv[0])):
+        error = getattr(sd, "error", None)
+        out.append((_address(host, port), _reason(mask(str(error), password)) if error else ""))
+    return out
+
+
+def unavailable_message(e: BaseException, what: str, label: str, client: Any, password: str | None) -> str:
+    """One line naming the hosts tried and why they failed, at most :data:`MAX_UNAVAILABLE` characters.
+
+    Args:
+        e: The driver's exception.
+        what: The operation, e.g. ``"find in 'trials'"``.
+        label: How messages name the store (a redacted URI: its options are left out).
+        client: The driver client, asked which servers it tried.
+        password: The URI's password, masked.
+    """
+    text = mask(str(e), password)
+    servers = _servers(client, password)
+    reasons = {r for _, r in servers if r}
+    waited = _WAITED_RE.search(text)
+    within = f" within {float(waited.group(1)):g} s" if waited else ""
+    more = f" and {len(servers) - _MAX_HOSTS} more" if len(servers) > _MAX_HOSTS else ""
+    shown = servers[:_MAX_HOSTS]
+    if len(reasons) > 1:
+        listed = ", ".join(f"{h} ({r})" if r else h for h, r in shown)
+        msg = f"cannot reach the servers{within}: {listed}{more}"
+    else:
+        hosts = ", ".join(h for h, _ in shown) or "the server"
+        reason = reasons.pop() if reasons else _reason(text)
+        msg = f"cannot reach {hosts}{more}{within}" + (f": {reason}" if reason else "")
+    for candidate in (f"{what} ({label.partition('?')[0]}): {msg}", f"{what}: {msg}", msg):
+        if len(candidate) <= MAX_UNAVAILABLE:
+            return candidate
+    return msg[: MAX_UNAVAILABLE - 3] + "..."
+
+
 def wrap_error(
     e: BaseException,
     what: str,
@@ -106,7 +171,7 @@ def wrap_error(
         bad_value: The class raised when BSON cannot encode a value.
         driver: The store's driver adapter.
         label: How messages name the store (the redacted URI).
-        client: The driver client.
+        client: The driver client (asked which servers it tried).
         password: The URI's password, masked in every message.
     """
     if isinstance(e, TrackBackendsError):
@@ -121,7 +186,7 @@ def wrap_error(
         or getattr(e, "timeout", False) is True
         or (isinstance(e, driver.invalid_operation) and "close" in text)
     ):
-        return StoreUnavailableError(f"{where}: the server is unavailable: {text}")
+        return StoreUnavailableError(unavailable_message(e, what, label, client, password))
     if code in QUERY_CODES:
         return QueryError(f"{where}: {text}")
     if code in TOO_LARGE_CODES:
