@@ -41,11 +41,11 @@ class MongoStore(Store):
       them for a moment (and a connection loss during the clean-up can leave them).
     * ``update(many=True)`` checks the update against every matching document first (one extra
       read of the touched fields, only for updates that can fail: ``$inc``, ``$push``,
-      ``$addToSet`` and dotted ``$set``), so an update that does not fit one of them changes
-      none. A document changed by another client between that check and the
-      ``update_many`` can still make it fail half-way; the error then says so. A unique index
-      broken half-way through an ``update_many`` likewise leaves the documents before it
-      updated.
+      ``$addToSet`` and dotted ``$set``, and only when the query can match more than one
+      document), so an update that does not fit one of them changes none. A document changed
+      by another client between that check and the ``update_many`` can still make it fail
+      half-way; the error then says so. A unique index broken half-way through an
+      ``update_many`` likewise leaves the documents before it updated.
 
     ``mongomock://`` stores serialise every call on one process-wide lock (mongomock is not
     thread-safe) and check single-document updates client-side as well, since mongomock does
@@ -282,7 +282,8 @@ class MongoStore(Store):
         c = self._write.get(collection)
         if c is None:
             c = self._writable(collection)
-        checked = plan.may_fail and (many or self._driver.check_single_updates)
+        several = many and q.uid is None  # {"uid": x} matches at most one document
+        checked = plan.may_fail and (several or self._driver.check_single_updates)
         try:
             with self._lock:
                 if checked:
@@ -295,7 +296,7 @@ class MongoStore(Store):
             raise
         except self._errors as e:
             err = self._wrap(e, f"update in {collection!r}", EncodingError)
-            if many and not isinstance(err, StoreUnavailableError):
+            if several and not isinstance(err, StoreUnavailableError):
                 err.args = (
                     f"{err} (MongoDB applies update_many document by document without a transaction: "
                     "documents before the failing one may have been updated)",
