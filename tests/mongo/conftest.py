@@ -39,12 +39,13 @@ def secantus_uri(mongo_wire_uri: str, mongo_wire_client: Any) -> Iterator[str]:
 def mock_uri() -> Iterator[str]:
     """A ``mongomock://`` URI of a fresh database."""
     require("mongomock")
-    from track_backends.stores import mongo
+    from track_backends.stores.mongo.drivers import shared_mongomock_client
 
     name = fresh_name()
     yield f"mongomock://{name}"
-    if mongo._mock_client is not None:
-        mongo._mock_client.drop_database(name)
+    client = shared_mongomock_client()
+    if client is not None:
+        client.drop_database(name)
 
 
 @pytest.fixture(scope="session")

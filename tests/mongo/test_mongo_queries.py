@@ -123,7 +123,7 @@ def wire(server: Server) -> Iterator[Store]:
 @pytest.fixture(scope="module")
 def mock() -> Iterator[Store]:
     require("mongomock")
-    from track_backends.stores import mongo
+    from track_backends.stores.mongo.drivers import shared_mongomock_client
 
     name = fresh_name()
     store = open_store(f"mongomock://{name}")
@@ -131,7 +131,7 @@ def mock() -> Iterator[Store]:
         yield _fill(store)
     finally:
         store.close()
-        mongo._mock_client.drop_database(name)
+        shared_mongomock_client().drop_database(name)
 
 
 def _answer(store: Store, coll: str, query: Any) -> list[str] | str:

@@ -183,6 +183,21 @@ def test_unreachable_server_fails_fast_and_masks_the_password() -> None:
     store.close()
 
 
+@pytest.mark.parametrize("hosts", ["127.0.0.1:{port}", "127.0.0.1:{port},localhost:{port}"])
+def test_an_unreachable_server_is_named_in_one_short_line(hosts: str) -> None:
+    port = closed_port()
+    uri = f"mongodb://alice:{SECRET}@{hosts.format(port=port)}/db?serverSelectionTimeoutMS=300&appName=a"
+    with open_store(uri) as store:
+        for call in (lambda: store.find("trials"), lambda: store.insert("trials", {"uid": "a"})):
+            with pytest.raises(errors.StoreUnavailableError) as e:
+                call()
+            text = str(e.value)
+            assert len(text) < 200 and "\n" not in text, text
+            assert f"127.0.0.1:{port}" in text and "Topology" not in text and "appName" not in text
+            assert SECRET not in text and "within 0.3 s" in text
+        assert "127.0.0.1" in str(e.value.__cause__)  # the driver's full description stays the cause
+
+
 def test_the_default_bound_is_a_few_seconds() -> None:
     store = open_store(f"mongodb://127.0.0.1:{closed_port()}/db")
     start = time.monotonic()
@@ -339,6 +354,12 @@ def test_update_many_is_checked_before_it_is_sent(watched: tuple[MongoStore, Com
     assert sent.take() == [("update", "things")]
     assert store.update("things", {"n": {"$gt": 0}}, {"$inc": {"n": 10}}, many=True) == 2
     assert sent.take() == [("find", "things"), ("update", "things")]
+    with pytest.raises(errors.QueryError) as e:  # {"uid": x} matches one document: nothing to check first
+        store.update("things", {"uid": "b"}, {"$inc": {"n": 1}}, many=True)
+    assert sent.take() == [("update", "things")] and "without a transaction" not in str(e.value)
+    assert store.update("things", {"uid": "a"}, {"$inc": {"n": 1}}, many=True) == 1
+    assert sent.take() == [("update", "things")]
+    assert [d["n"] for d in store.find("things", sort={"uid": 1})] == [12, "two", 13]
 
 
 def test_insert_many_takes_back_what_it_inserted(watched: tuple[MongoStore, Commands]) -> None:
@@ -434,6 +455,19 @@ def test_mongomock_refuses_updates_mongodb_refuses() -> None:
             with pytest.raises(errors.QueryError):
                 store.find_one_and_update("things", {"uid": "a"}, update)
         assert store.find("things") == [{"uid": "a", "s": "text", "l": [1]}]
+
+
+def test_uid_pinning_is_read_from_the_parsed_query() -> None:
+    require("mongomock")
+    with open_store(f"mongomock://{fresh_name()}") as store:
+        plan = store._query({"uid": "a"})  # type: ignore[attr-defined]
+        assert plan.uid == "a" and plan.filter == {"uid": "a"}
+        assert store._query({"uid": "a"}) is plan  # type: ignore[attr-defined]  # cached by its text
+        assert store._query({"uid": {"$eq": "a"}}).uid == "a"  # type: ignore[attr-defined]
+        for query in ({"uid": "a", "x": 1}, {"uid": 1}, {"uid": {"$in": ["a"]}}, {}):
+            assert store._query(query).uid is None  # type: ignore[attr-defined]
+        with pytest.raises(errors.QueryError):
+            store.update("things", {"uid": {"$bogus": "a"}}, {"$set": {"x": 1}})
 
 
 def test_with_database_keeps_credentials_and_auth_source() -> None:
