@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from test_query_differential import MANUAL, MONGOMOCK_DEVIATIONS
 
-from track_backends.testing import ClaimContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
 
 _MOCK = {d.name: d for d in MONGOMOCK_DEVIATIONS}
 
@@ -72,7 +72,7 @@ class _KnownDeviations:
             request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
-class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract):
+class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract, LeaseContract):
     """In process: the claim contract across processes does not apply (threads are covered)."""
 
     def xfails(self, request: pytest.FixtureRequest) -> dict[str, str]:
@@ -83,7 +83,7 @@ class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract):
         return mock_uri
 
 
-class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContract):
+class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContract, LeaseContract):
     """The wire server of ``mongo_wire_uri``: SecantusDB, or ``$TRACK_BACKENDS_MONGO_URI``."""
 
     multiprocess = True
@@ -102,7 +102,7 @@ class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContr
         return secantus_uri
 
 
-class TestMongoContainer(StoreContract, ProtocolContract, ClaimContract):
+class TestMongoContainer(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
     """A MongoDB in Docker (testcontainers): skipped, with the reason, where no Docker engine answers."""
 
     multiprocess = True

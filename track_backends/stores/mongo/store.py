@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ...clock import ServerClock
 from ...encoding import prepare_document
 from ...errors import DuplicateKeyError, EncodingError, QueryError, StoreUnavailableError, TrackBackendsError
 from ...query import apply_update, parse_sort, parse_update, upsert_seed
@@ -81,6 +84,7 @@ class MongoStore(Store):
         self._queries: ParseCache[QueryPlan] = ParseCache(plan_query)
         self._updates: ParseCache[UpdatePlan] = ParseCache(lambda u: plan_update(parse_update(u)))
         self._projections: ParseCache[tuple[dict[str, Any], bool]] = ParseCache(server_projection)
+        self._clock = ServerClock(self._server_time)
         self.closed = False
         if d.name == "mongomock":
             self.scheme = "mongomock"
@@ -132,7 +136,31 @@ class MongoStore(Store):
             e, what, bad_value, driver=self._driver, label=self._label, client=self.client, password=self._password
         )
 
+    def _server_time(self) -> float:
+        if self._driver.name == "mongomock":  # in process: this machine's clock is the server's
+            return time.time()
+        if self.closed:
+            raise StoreUnavailableError(f"{self._label} is closed")
+        try:
+            with self._lock:
+                local_time = self.database.command("hello").get("localTime")
+        except self._errors as e:
+            raise self._wrap(e, "read the server's clock", QueryError) from e
+        if not isinstance(local_time, datetime.datetime):
+            return time.time()  # a server that does not say: the best we have
+        if local_time.tzinfo is None:
+            local_time = local_time.replace(tzinfo=datetime.UTC)
+        return local_time.timestamp()
+
     # -- Store API ---------------------------------------------------------------------------------
+    def now(self) -> float:
+        """The server's clock (from ``hello``'s ``localTime``), which decides when leases expire.
+
+        Raises:
+            StoreUnavailableError: The server cannot be reached.
+        """
+        return self._clock.now()
+
     def insert(self, collection: str, doc: Document) -> None:
         """Insert one document (see :meth:`Store.insert`).
 
