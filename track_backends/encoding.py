@@ -10,7 +10,6 @@ value, before anything is written.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .errors import EncodingError
@@ -133,9 +132,7 @@ def encode(value: Any, path: str = "", _depth: int = 1) -> Any:
             return value
         raise EncodingError(f"integer {value} does not fit in 64 bits{_where(path)}")
     if t is float:
-        if math.isfinite(value):
-            return value if value else 0.0  # -0.0 becomes 0.0: not every backend keeps the sign of zero
-        raise EncodingError(f"non-finite float {value!r}{_where(path)} cannot be stored on every backend")
+        return value if value else 0.0  # -0.0 becomes 0.0: not every backend keeps the sign of zero
     if t is dict:
         if _depth > MAX_DEPTH:
             raise _too_deep(path)
@@ -155,7 +152,7 @@ def encode(value: Any, path: str = "", _depth: int = 1) -> Any:
                 (tv is str and v.isascii() and "\x00" not in v)
                 or tv is bool
                 or v is None
-                or (tv is float and v and math.isfinite(v))
+                or (tv is float and v)
             ):
                 out[k] = v  # the common scalars, without a call
             elif tv is int and INT64_MIN <= v <= INT64_MAX:

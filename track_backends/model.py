@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -81,7 +82,7 @@ def _canonical(value: Any, out: list[bytes]) -> None:
         s = str(value).encode()
         out.append(b"I%d:%s" % (len(s), s))
     elif t is float:
-        out.append(b"D" + struct.pack(">d", value))
+        out.append(b"D" + struct.pack(">d", value if value == value else math.nan))  # one NaN
     elif t is str:
         s = value.encode("utf-8")
         out.append(b"S%d:%s" % (len(s), s))

@@ -9,7 +9,7 @@ from typing import Any
 from .ast import All, And, Compare, ElemMatch, Exists, In, Node, Nor, Not, Or, Regex, Size
 from .parser import MATCH_ALL, parse
 from .paths import MISSING, Terminal, expand, resolve, split_path, unwrap
-from .values import NULL, bracket, compare, values_equal
+from .values import NULL, bracket, compare, is_nan, values_equal
 
 Predicate = Callable[[Any], bool]
 
@@ -52,14 +52,14 @@ _ORDER_OPS: dict[str, Callable[[int], bool]] = {
 def _order(op: str, value: Any) -> Callable[[list[Any]], bool]:
     test = _ORDER_OPS[op]
     b = bracket(value)
-    if b == NULL:  # only the equality part can hold: null and missing are equal to null
+    if b == NULL or is_nan(value):  # only the equality part can hold (null matches missing; NaN is NaN)
         if op in ("$gte", "$lte"):
-            return _eq_value(None)
+            return _eq_value(value)
         return lambda vals: False
 
     def match(vals: list[Any]) -> bool:
         for v in expand(vals):
-            if v is not MISSING and bracket(v) == b and test(compare(v, value)):
+            if v is not MISSING and bracket(v) == b and not is_nan(v) and test(compare(v, value)):
                 return True
         return False
 

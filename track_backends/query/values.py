@@ -3,6 +3,10 @@
 MongoDB compares values of different types by a fixed type order and never equates them, so
 ``1`` is not ``True`` and ``$gt: 3`` never matches a string. Numbers (``int`` and ``float``)
 form one bracket. Documents compare field by field in order; arrays element by element.
+
+NaN equals NaN and sorts below every other number, ``-inf`` included; an ordered comparison
+(``$gt``, ``$lt``...) with NaN on either side is false, except that ``$gte``/``$lte`` NaN match
+NaN (MongoDB's rules, checked against a MongoDB-wire server in the differential tests).
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ def bracket(value: Any) -> int:
     return _BRACKETS[type(value)]
 
 
+def is_nan(value: Any) -> bool:
+    """True for a float NaN."""
+    return type(value) is float and value != value
+
+
 def values_equal(a: Any, b: Any) -> bool:
     """MongoDB equality: same bracket, and equal (documents also in the same key order)."""
     ta = type(a)
@@ -40,7 +49,7 @@ def values_equal(a: Any, b: Any) -> bool:
             return all(ka == kb and values_equal(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items()))
         if ta is list:
             return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
-        return bool(a == b)
+        return bool(a == b) or (ta is float and a != a and b != b)
     if _BRACKETS[ta] != _BRACKETS[tb]:
         return False
     return bool(a == b)  # int against float
@@ -65,6 +74,8 @@ def compare(a: Any, b: Any) -> int:
         return _cmp(len(a), len(b))
     if ba == NULL:
         return 0
+    if ba == NUMBER and (a != a or b != b):  # NaN sorts below every other number
+        return (b != b) - (a != a)
     return _cmp(a, b)
 
 

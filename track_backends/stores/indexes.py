@@ -10,6 +10,7 @@ from ..query.paths import MISSING
 
 OVERFLOW: Any = object()  # the document's value cannot be a hash key (an array on the path)
 _BOOL = "\x00bool"
+_NAN = ("\x00nan",)
 
 
 def _component(doc: Any, parts: tuple[str, ...], unique: bool) -> Any:
@@ -25,8 +26,10 @@ def _component(doc: Any, parts: tuple[str, ...], unique: bool) -> Any:
 
 def _key_of(v: Any, unique: bool) -> Any:
     t = type(v)
-    if t is str or t is int or t is float:
+    if t is str or t is int:
         return v
+    if t is float:
+        return v if v == v else _NAN  # every NaN is one key
     if v is None or v is MISSING:
         return None if unique else v
     if t is bool:

@@ -158,3 +158,17 @@ class ProtocolContract(_Base):
             p.new_project(Project("ctx"))
         with pytest.raises(errors.StoreUnavailableError):
             p.fetch_projects()
+
+    def test_nan_and_infinity_in_metrics_and_parameters(self, protocol: DocumentProtocol) -> None:
+        import math
+
+        t = Trial({"lr": math.inf, "decay": -math.inf}, name="diverging")
+        assert protocol.new_trial(t) is t
+        protocol.log_trial_metrics(t, step=1, loss=float("nan"))
+        protocol.log_trial_metrics(t, step=2, loss=float("inf"))
+        protocol.log_trial_metadata(t, note=float("-inf"))
+        (stored,) = protocol.fetch_trials({"uid": t.uid})
+        assert stored.parameters == {"lr": math.inf, "decay": -math.inf}
+        assert math.isnan(stored.metrics["loss"][0][1]) and stored.metrics["loss"][1] == [2, math.inf]
+        assert stored.metadata["note"] == -math.inf
+        assert [x.uid for x in protocol.fetch_trials({"parameters.lr": math.inf})] == [t.uid]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 import threading
 from typing import Any
 
@@ -9,7 +11,9 @@ import pytest
 
 from .. import errors
 from ..encoding import MAX_DEPTH
+from ..query.equality import same_value
 from ..store import Store
+from ..stores.memory import MemoryStore
 from .base import _RUNNING, PENDING, _Base, _pending_doc, _strip, snapshot
 from .data import BAD_DOCUMENTS, BAD_QUERIES, BAD_UPDATES, COLL, DOCS, QUERY_CASES, UPDATE_CASES
 
@@ -223,3 +227,36 @@ class StoreContract(_Base):
         with pytest.raises(errors.QueryError, match=f"{MAX_DEPTH} levels"):
             store.find(COLL, query)
         assert snapshot(store) == [{"uid": "ok", "v": deep}]
+
+    def test_nan_and_infinity(self, store: Store) -> None:
+        docs = [
+            {"uid": "nan", "x": math.nan, "l": [math.nan, 1]},
+            {"uid": "inf", "x": math.inf, "l": [math.inf]},
+            {"uid": "ninf", "x": -math.inf},
+            {"uid": "one", "x": 1},
+            {"uid": "half", "x": 0.5, "sub": {"m": math.nan}},
+            {"uid": "str", "x": "a"},
+            {"uid": "missing"},
+        ]
+        store.insert_many(COLL, copy.deepcopy(docs))
+        for d in docs:
+            assert same_value(_strip(store.find_one(COLL, {"uid": d["uid"]})), d)
+        reference = MemoryStore()  # checked against a MongoDB-wire server in the differential tests
+        reference.insert_many(COLL, copy.deepcopy(docs))
+        queries: list[dict[str, Any]] = [
+            {"x": {op: v}}
+            for op in ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
+            for v in (math.nan, math.inf, -math.inf, 1)
+        ]
+        queries += [{"x": {"$in": [math.nan, 1]}}, {"l": math.nan}, {"sub.m": math.nan}, {"x": {"$nin": [math.nan]}}]
+        for q in queries:
+            want = sorted(d["uid"] for d in reference.find(COLL, q))
+            assert sorted(d["uid"] for d in store.find(COLL, q)) == want, q
+        for direction in (1, -1):
+            sort = [("x", direction), ("uid", 1)]
+            assert [d["uid"] for d in store.find(COLL, sort=sort)] == [
+                d["uid"] for d in reference.find(COLL, sort=sort)
+            ]
+        store.update(COLL, {"uid": "one"}, {"$set": {"x": math.nan}, "$push": {"l": -math.inf}})
+        got = _strip(store.find_one(COLL, {"uid": "one"}))
+        assert same_value(got, {"uid": "one", "x": math.nan, "l": [-math.inf]})
