@@ -39,6 +39,14 @@ FLAT_TARGETS: list[tuple[str, str, str]] = [
     ("postgres", "store", "claim"),
     ("mongo", "store", "claim"),
 ]
+# (level, cost metric, reference cost metric, bound): the cost of one op relative to another op of
+# the same row; "any" store kind
+RELATIVE_TARGETS: list[tuple[str, str, str, float, str]] = [
+    ("protocol", "reserve_per_s", "claim_per_s", 1.2, "reserve cost / plain claim cost"),
+    ("protocol", "heartbeat_per_s", "log_per_s", 1.2, "heartbeat cost / one-document update cost"),
+]
+# (level, metric) flat within FLAT_LIMIT on every store kind
+FLAT_EVERYWHERE: list[tuple[str, str]] = [("protocol", "reserve")]
 # (store kind, K, minimum speedup of K workers over one)
 WORKER_TARGETS: list[tuple[str, int, float]] = [("postgres", WORKERS_TARGET_K, 1.5)]
 
@@ -90,6 +98,7 @@ def flatness(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "query_per_trial": (hi["query_ms"] / hi["n"]) / (lo["query_ms"] / lo["n"]) if lo["query_ms"] else None,
                 "log": _per_op(lo["log_per_s"], hi["log_per_s"]),
                 "claim": _per_op(lo["claim_per_s"], hi["claim_per_s"]),
+                "reserve": _per_op(lo.get("reserve_per_s"), hi.get("reserve_per_s")),
                 "group_query": ghi / glo if glo and ghi else None,
             }
         )
@@ -141,6 +150,13 @@ def check_targets(
                 where = f"n={f['n_small']:,}->{f['n_large']:,}"
                 ok = f[metric] is not None and f[metric] <= FLAT_LIMIT
                 out.append(_entry(ok, store, level, where, what, f[metric]))
+        out.extend(_relative_checks(store, mine))
+        for level, metric in FLAT_EVERYWHERE:
+            f = next((f for f in flat if f["uri"] == uri and f["level"] == level), None)
+            if f is not None and f.get(metric) is not None:
+                where = f"n={f['n_small']:,}->{f['n_large']:,}"
+                what = f"{metric} cost(large n)/cost(small n) <= {FLAT_LIMIT}"
+                out.append(_entry(f[metric] <= FLAT_LIMIT, store, level, where, what, f[metric]))
         for tk, kk, bound in WORKER_TARGETS:
             if tk != k or workers is None:
                 continue
@@ -151,6 +167,20 @@ def check_targets(
                 continue
             w = max(mine_w, key=_n)
             out.append(_entry(w["speedup"] >= bound, store, f"workers={kk}", f"n={w['n']:,}", what, w["speedup"]))
+    return out
+
+
+def _relative_checks(store: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The :data:`RELATIVE_TARGETS` of one store, judged at n=1,000 (or its smallest n)."""
+    out = []
+    for level, metric, ref, bound, label in RELATIVE_TARGETS:
+        here = [r for r in rows if r["level"] == level and r.get(metric)]
+        if not here:
+            continue
+        row = next((r for r in here if r["n"] == TARGET_N), min(here, key=_n))
+        cost = row[ref] / row[metric] if row.get(ref) else None
+        ok = cost is not None and cost <= bound
+        out.append(_entry(ok, store, level, f"n={row['n']:,}", f"{label} <= {bound}", cost))
     return out
 
 
@@ -193,7 +223,8 @@ RATIO_KEYS = ("insert", "query", "log", "claim", "group")
 
 def format_report(report: dict[str, Any], *, checks: bool = False) -> str:
     """Render a report as text: results, workers, flatness, notes, and optionally the checks."""
-    header = ["store", "level", "n", "insert/s", "query ms", "log/s", "claim/s", "group ms", *RATIO_KEYS]
+    header = ["store", "level", "n", "insert/s", "query ms", "log/s", "claim/s", "group ms", "reserve/s", "beat/s"]
+    header += RATIO_KEYS
     body = [
         [
             r["store"],
@@ -204,6 +235,8 @@ def format_report(report: dict[str, Any], *, checks: bool = False) -> str:
             _fmt(r["log_per_s"]),
             _fmt(r["claim_per_s"]),
             _fmt(r.get("group_query_ms"), 2),
+            _fmt(r.get("reserve_per_s")),
+            _fmt(r.get("heartbeat_per_s")),
             *(_ratio(r["ratio"], k) for k in RATIO_KEYS),
         ]
         for r in report["rows"]

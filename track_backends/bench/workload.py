@@ -13,6 +13,13 @@ For ``n`` trials of group ``"g"``:
    group ``"g"`` is timed while the table holds ``n`` trials and returns only those few. Median
    of :data:`GROUP_QUERY_REPEATS` executions. This is the latency a worker pays to look for
    work in a large table, and what an index is for.
+
+At the Protocol level two more phases follow, on the same ``n`` trials set back to ``Created``
+(untimed):
+
+6. **reserve** every trial with ``reserve_trial({"group_id": "g"}, lease=...)`` until it returns
+   ``None``: a leased claim, to compare with the plain claim of phase 4;
+7. **heartbeat** :data:`LOG_OPS` reserved trials once each.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ GROUP_PENDING = 10
 GROUP_QUERY_REPEATS = 20
 """Executions of the group query per run (the median is taken)."""
 METRICS = ("insert_per_s", "query_ms", "log_per_s", "claim_per_s", "group_query_ms")
+LEASE_METRICS = ("reserve_per_s", "heartbeat_per_s")
+"""Measured at the Protocol level only (``None`` elsewhere)."""
+RESET_UPDATE: dict[str, Any] = {"$set": {"status": Status.Created.to_doc()}}
+BENCH_LEASE = 600.0
 
 Result = dict[str, Any]
 """Rates per second, times in milliseconds (``group_query_ms`` is ``None`` for peers), ``claimed``."""
@@ -121,7 +132,32 @@ def result(
         "claim_per_s": n / t_claim,
         "group_query_ms": group_ms,
         "claimed": n,
+        "reserve_per_s": None,
+        "heartbeat_per_s": None,
     }
+
+
+def lease_phases(proto: Any, n: int) -> dict[str, float]:
+    """Phases 6 and 7: reserve the ``n`` trials (set back to ``Created`` first), then heartbeat some.
+
+    Raises:
+        BenchError: The reservations did not hand out each trial exactly once.
+    """
+    proto.store.update(TRIALS, {"group_id": GROUP}, RESET_UPDATE, many=True)
+    reserved: list[Trial] = []
+    query = {"group_id": GROUP}
+    t = start()
+    while (tr := proto.reserve_trial(query, lease=BENCH_LEASE, owner="bench")) is not None:
+        reserved.append(tr)
+    t_reserve = time.perf_counter() - t
+    check("reservations", len(reserved), n)
+    check("distinct reserved trials", len({(tr.parameters["id"], tr.revision) for tr in reserved}), n)
+    beats = reserved[: min(n, LOG_OPS)]
+    t = start()
+    for tr in beats:
+        proto.heartbeat(tr)
+    t_beat = time.perf_counter() - t
+    return {"reserve_per_s": n / t_reserve, "heartbeat_per_s": len(beats) / t_beat}
 
 
 def store_workload(store: Store, n: int) -> Result:
@@ -210,4 +246,4 @@ def protocol_workload(store: Store, n: int) -> Result:
         proto.set_trial_status(trials[i], Status.Interrupted)
     start()
     group_ms = time_query(lambda: len(proto.fetch_trials(PENDING)), len(back))
-    return result(n, t_insert, query_ms, n_log, t_log, t_claim, group_ms)
+    return {**result(n, t_insert, query_ms, n_log, t_log, t_claim, group_ms), **lease_phases(proto, n)}
