@@ -170,4 +170,8 @@ def requeue_update() -> UpdateDoc:
 
 def and_query(query: dict[str, Any] | None, condition: dict[str, Any]) -> dict[str, Any]:
     """``condition`` restricted to the documents ``query`` matches (``query`` may be empty)."""
-    return {"$and": [query, condition]} if query else condition
+    if not query:
+        return condition
+    if condition.keys().isdisjoint(query):  # the same query, flat: its cache key stays short
+        return {**query, **condition}
+    return {"$and": [query, condition]}

@@ -86,5 +86,82 @@ def _parse_update(update: Any) -> Any:
 QUERIES: ParseCache[Any] = ParseCache(_parse_query)
 """The process-wide cache of parsed queries (AST nodes), shared by every store."""
 
-UPDATES: ParseCache[Any] = ParseCache(_parse_update)
+class UpdateCache:
+    """Parsed updates by shape: the scalar value of each field is a parameter bound per call.
+
+    ``{"$set": {"lease.expires": 1764480000.5}}`` is parsed once for every float it takes, so an
+    update that carries a fresh time or metric value on every call is not parsed every time.
+    A scalar is validated as it is bound, exactly as parsing would validate it. Anything else
+    (nested values, unknown types) is part of the shape, keyed by its exact text.
+
+    Args:
+        size: Shapes kept before the cache is emptied.
+    """
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._size = size
+        self._templates: dict[tuple[Any, ...], _Template] = {}
+
+    def get(self, update: Any) -> Any:
+        """Return the parsed update (an :class:`~track_backends.query.update.Update`)."""
+        if type(update) is not dict:
+            return _parse_update(update)
+        shape: list[Any] = []
+        params: list[Any] = []
+        for op, fields in update.items():
+            if type(fields) is not dict:
+                return _parse_update(update)
+            shape.append(op)
+            for path, value in fields.items():
+                t = type(value)
+                if t in _SCALARS and op != "$unset":
+                    shape.append((path, t))
+                    params.append(value)
+                else:
+                    text = cache_key(value)
+                    if text is None:
+                        return _parse_update(update)
+                    shape.append((path, text))
+        key = tuple(shape)
+        template = self._templates.get(key)
+        if template is None:
+            template = _Template(update)
+            if len(self._templates) >= self._size:
+                self._templates.clear()
+            self._templates[key] = template
+        return template.bind(update, params)
+
+
+class _Template:
+    """A parsed update and where each scalar parameter goes in its (ordered) operations."""
+
+    __slots__ = ("update", "slots")
+
+    def __init__(self, update: dict[str, Any]) -> None:
+        from .paths import split_path
+
+        self.update = _parse_update(update)
+        where = {(op, parts): i for i, (op, parts, _) in enumerate(self.update.ops)}
+        self.slots: list[tuple[int, str, str]] = []
+        for op, fields in update.items():
+            for path, value in fields.items():
+                if type(value) in _SCALARS and op != "$unset":
+                    self.slots.append((where[(op, split_path(path))], op, path))
+
+    def bind(self, source: dict[str, Any], params: list[Any]) -> Any:
+        from ..encoding import encode
+        from .update import Update
+
+        if not self.slots:
+            return self.update
+        ops = list(self.update.ops)
+        for (i, op, path), value in zip(self.slots, params):
+            v = encode(value, path)
+            if op in ("$push", "$addToSet"):
+                v = ("each", [v])
+            ops[i] = (op, ops[i][1], v)
+        return Update(tuple(ops), source)
+
+
+UPDATES = UpdateCache()
 """The process-wide cache of parsed update documents, shared by every store."""

@@ -128,7 +128,6 @@ class ProtocolContract(_Base):
         "call,error",
         [
             (lambda p, t: p.log_trial_metrics(t, **{"bad.name": 1}), errors.EncodingError),
-            (lambda p, t: p.log_trial_metrics(t, step=1, loss=float("nan")), errors.EncodingError),
             (lambda p, t: p.log_trial_metrics(t, step=1), errors.QueryError),
             (lambda p, t: p.log_trial_metadata(t, **{"$x": 1}), errors.EncodingError),
             (lambda p, t: p.log_trial_arguments(t, x=object()), errors.EncodingError),
