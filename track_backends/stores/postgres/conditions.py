@@ -28,6 +28,7 @@ from typing import Any
 
 from psycopg import sql
 
+from ...query.analysis import UidTerm
 from ...query.ast import All, And, Compare, ElemMatch, Exists, In, Node, Nor, Not, Or, Regex, Size
 from ...query.parser import MATCH_ALL
 from .fragments import FALSE, POSTGRES, Cond, Dialect, Params, and_, not_, or_, two_valued
@@ -244,48 +245,25 @@ def compile_condition(
     return ConditionCompiler(params, dialect).node(node, doc if doc is not None else sql.Identifier("doc"))
 
 
-def uid_condition(node: Node, params: Params, uid: sql.Composable) -> Cond | None:
-    """Compile a query that only constrains ``uid`` to a condition on the ``uid`` column.
+def uid_condition(terms: list[UidTerm], params: Params, uid: sql.Composable) -> Cond:
+    """Compile the conditions of a query on ``uid`` alone (:func:`~track_backends.query.analysis.uid_terms`).
 
-    ``uid`` is always a non-empty string, so equality and ``$in`` on it reduce to text
-    comparisons the primary key answers. Returns ``None`` for other queries.
+    ``uid`` is always a non-empty string, so each term is a text comparison the primary key
+    answers; a term whose values hold no storable string matches nothing.
     """
-    nodes = node.children if isinstance(node, And) else (node,)
-    if not nodes:
-        return None
     conds = []
-    for n in nodes:
-        if isinstance(n, Compare) and n.path == "uid" and n.op in ("$eq", "$ne"):
-            ok = type(n.value) is str and storable(n.value)
-            c = Cond(sql.SQL("{} = {}").format(uid, params.text(n.value)) if ok else FALSE)
-            conds.append(c if n.op == "$eq" else not_(c))
-        elif isinstance(n, In) and n.path == "uid":
-            strs = [v for v in n.values if type(v) is str and storable(v)]
-            c = Cond(sql.SQL("{} = ANY({})").format(uid, params.add(strs, "text[]")) if strs else FALSE)
-            conds.append(not_(c) if n.negate else c)
+    for term in terms:
+        strs = [v for v in term.values if storable_string(v)]
+        if not strs:
+            c = Cond(FALSE)
+        elif len(term.values) == 1:
+            c = Cond(sql.SQL("{} = {}").format(uid, params.text(strs[0])))
         else:
-            return None
+            c = Cond(sql.SQL("{} = ANY({})").format(uid, params.add(strs, "text[]")))
+        conds.append(not_(c) if term.negate else c)
     return and_(conds)
 
 
-def pins(node: Node) -> dict[str, list[str]]:
-    """The paths a query pins to strings at the top level (``$eq`` / ``$in``), for index use.
-
-    A document matches only if, for each pinned path, some value it reaches is one of the
-    strings. Two constraints on one path keep the intersection.
-    """
-    out: dict[str, list[str]] = {}
-    for n in node.children if isinstance(node, And) else (node,):
-        if isinstance(n, Compare) and n.op == "$eq":
-            vals: tuple[Any, ...] = (n.value,)
-        elif isinstance(n, In) and not n.negate and n.values:
-            vals = n.values
-        else:
-            continue
-        if not all(type(v) is str and storable(v) for v in vals):
-            continue
-        keys = list(dict.fromkeys(vals))
-        if n.path in out:
-            keys = [k for k in out[n.path] if k in keys]
-        out[n.path] = keys
-    return out
+def storable_string(value: Any) -> str | None:
+    """``value`` when it is a string PostgreSQL can hold (an index key), else ``None``."""
+    return value if type(value) is str and storable(value) else None

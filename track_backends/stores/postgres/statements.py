@@ -14,13 +14,14 @@ from typing import Any
 
 from psycopg import sql
 
-from ...query.ast import Compare, Node
+from ...query.analysis import choose_index, only_uid, pins, uid_terms
+from ...query.ast import Node
 from ...query.cache import CACHE_SIZE
 from ...query.sort import SortSpec
 from ...query.update import Update
-from .conditions import compile_condition, pins, uid_condition
+from .conditions import compile_condition, storable_string, uid_condition
 from .fragments import Dialect, Params
-from .indexes import Collection, Index, key_column, overflow_column
+from .indexes import Collection, key_column, overflow_column
 from .sort import compile_sort
 from .updates import compile_update
 
@@ -79,19 +80,15 @@ class StatementCache:
         return self._hits.get(key)
 
 
-def by_uid(node: Node) -> bool:
-    """True for ``{"uid": "<string>"}``: the query names at most one document."""
-    return isinstance(node, Compare) and node.path == "uid" and node.op == "$eq" and type(node.value) is str
-
-
 def shape(node: Node, qkey: str | None) -> tuple[str | None, dict[str, Any]]:
     """The statement-cache key of a query and the parameters to substitute per execution.
 
     ``{"uid": x}`` queries share one statement: their only parameter is ``p0`` (the first one
-    the WHERE clause adds).
+    the WHERE clause adds, see :func:`.conditions.uid_condition`).
     """
-    if by_uid(node):
-        return "<uid>", {"p0": node.value}  # type: ignore[attr-defined]
+    uid = only_uid(node)
+    if uid is not None:
+        return "<uid>", {"p0": uid}
     return qkey, {}
 
 
@@ -113,17 +110,12 @@ class Where:
 
 def where_clause(c: Collection, node: Node, params: Params, dialect: Dialect) -> Where:
     """The WHERE condition of ``node`` on the table of ``c``, through an index when one applies."""
-    uid = uid_condition(node, params, _UID)
-    if uid is not None:
-        return Where(uid.sql, True)
+    terms = uid_terms(node)
+    if terms is not None:
+        return Where(uid_condition(terms, params, _UID).sql, True)
     cond = compile_condition(node, params, dialect=dialect)
-    pinned = pins(node)
-    best: Index | None = None
-    for ix in c.indexes:
-        if ix.unique:
-            continue
-        if all(p in pinned for p in ix.paths) and (best is None or len(ix.paths) > len(best.paths)):
-            best = ix
+    pinned = pins(node, key=storable_string).paths
+    best = choose_index(c.indexes, pinned, unique=lambda ix: ix.unique)
     if best is None:
         return Where(cond.sql, cond.exact)
     keys = []
@@ -180,7 +172,7 @@ def update_sql(
     expr = compile_update(upd, params, doc=_DOC, functions=functions) if functions is not None else None
     if expr is None or not where.exact:
         return _NOT_SQL
-    if many or by_uid(node):  # one uid is at most one row
+    if many or only_uid(node) is not None:  # one uid is at most one row
         text = sql.SQL("UPDATE {} t SET doc = {} WHERE {}").format(c.table, expr, where.sql)
     else:
         text = sql.SQL(

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ...encoding import encode
-from ...errors import EncodingError, QueryError, StoreError
+from ...encoding import encode, prepare_document
+from ...errors import QueryError, StoreError
 from ...query import apply_update, parse, parse_projection, parse_sort, parse_update, predicate_for, project
 from ...query.ast import Node
 from ...query.cache import ParseCache, cache_key
@@ -37,16 +37,6 @@ from .updates import update_shape, update_values
 
 Row = tuple[str, Document]
 _UPSERT_ATTEMPTS = 5
-
-
-def _prepare(doc: Any) -> Document:
-    if not isinstance(doc, dict):
-        raise EncodingError(f"a document must be a dict, got {type(doc).__name__}")
-    out = encode(doc)
-    uid = out.get("uid")
-    if type(uid) is not str or not uid:
-        raise EncodingError(f"a document needs a non-empty string 'uid', got {uid!r:.80}")
-    return out
 
 
 class PostgresStore(Store):
@@ -173,7 +163,7 @@ class PostgresStore(Store):
     def _upsert(self, c: Collection, node: Node, upd: Update) -> bool:
         new = upsert_seed(node)
         apply_update(new, upd, inserting=True)
-        new = _prepare(new)
+        new = prepare_document(new)
         text = dumps(new)
         stmt = (
             sql.SQL("INSERT INTO {} (uid, doc) VALUES (%s, %s::jsonb) ON CONFLICT (uid) DO NOTHING")
@@ -207,7 +197,7 @@ class PostgresStore(Store):
             StoreUnavailableError: The server cannot be reached, or the store is closed.
             StoreError: Any other failure of the server.
         """
-        prepared = _prepare(doc)
+        prepared = prepare_document(doc)
         uid = prepared["uid"]
         text = dumps(prepared, owned=True)
         c = self._colls.get(collection) or self._coll(collection, True)
@@ -230,7 +220,7 @@ class PostgresStore(Store):
             StoreError: Any other failure of the server.
         """
         check_collection(collection)
-        prepared = [_prepare(d) for d in docs]
+        prepared = [prepare_document(d) for d in docs]
         if not prepared:
             return 0
         uids = [d["uid"] for d in prepared]
