@@ -9,14 +9,9 @@ True
 from __future__ import annotations
 
 import re
+from re import _constants as _sc  # type: ignore[attr-defined]
+from re import _parser as _sre  # type: ignore[attr-defined]
 from typing import Any
-
-try:  # Python 3.11+
-    from re import _constants as _sc  # type: ignore[attr-defined]
-    from re import _parser as _sre  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older interpreters
-    import sre_constants as _sc  # type: ignore[no-redef]
-    import sre_parse as _sre  # type: ignore[no-redef]
 
 
 class _Untranslatable(Exception):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from ...query.analysis import UID
 from ...query.paths import split_path
 from ...query.sort import SortSpec
 from ...query.values import ARRAY, BOOL, NULL, NUMBER, OBJECT, STRING
@@ -111,7 +112,7 @@ def compile_sort(
     brackets: list[sql.Composable] = []
     for path, direction in spec:
         d = sql.SQL(" ASC" if direction > 0 else " DESC")
-        if path == "uid":
+        if path == UID:  # the primary key column
             order.append(uid + d)
             continue
         join, terms, bracket = _sort_key(comp, doc, path, d)

@@ -64,7 +64,9 @@ class PathCompiler:
     ) -> list[sql.Composable]:
         """The rows one storable path part reaches from the value ``pv``."""
         key = self.p.text(part)
-        branches = [sql.SQL("SELECT {pv} -> {key}, false WHERE jsonb_typeof({pv}) = 'object'").format(pv=pv, key=key)]
+        branches: list[sql.Composable] = [
+            sql.SQL("SELECT {pv} -> {key}, false WHERE jsonb_typeof({pv}) = 'object'").format(pv=pv, key=key)
+        ]
         if part.isdigit():
             idx = array_index(part)
             if idx is None:  # past any array's end
@@ -91,7 +93,7 @@ class PathCompiler:
         elements = sql.SQL("jsonb_array_elements(CASE WHEN jsonb_typeof({pv}) = 'array' THEN {pv} END) {e}").format(
             pv=pv, e=e
         )
-        branches = [
+        branches: list[sql.Composable] = [
             sql.SQL(
                 "SELECT NULL::jsonb, false WHERE {pv} IS NULL OR jsonb_typeof({pv}) NOT IN ('object', 'array')"
             ).format(pv=pv)

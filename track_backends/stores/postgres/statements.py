@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
+from psycopg.sql import Composable
 
 from ...query.analysis import choose_index, only_uid, pins, uid_terms
 from ...query.ast import Node
@@ -103,9 +104,9 @@ class Where:
             index keys are pinned, the rows with an array on an indexed path, and the condition.
     """
 
-    sql: sql.Composable
+    sql: Composable
     exact: bool
-    index: tuple[sql.Composable, sql.Composable, sql.Composable] | None = None
+    index: tuple[Composable, Composable, Composable] | None = None
 
 
 def where_clause(c: Collection, node: Node, params: Params, dialect: Dialect) -> Where:
@@ -136,7 +137,7 @@ def find_sql(
 ) -> Built:
     """``SELECT uid, doc[, brackets]`` of the matches in ``spec`` order, at most ``limit``, locked by ``lock``."""
     where = where_clause(c, node, params, dialect)
-    cols = [sql.SQL("t.uid"), _DOC]
+    cols: list[sql.Composable] = [sql.SQL("t.uid"), _DOC]
     joins: sql.Composable = sql.SQL("")
     order: sql.Composable = sql.SQL("")
     nb = 0

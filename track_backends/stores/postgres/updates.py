@@ -14,6 +14,7 @@ compiled statement serves every update of the same shape (:func:`update_shape`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from psycopg import sql
@@ -26,7 +27,7 @@ _PUSH = ("$push", "$addToSet")
 
 
 def compile_update(
-    upd: Update, params: Params, *, doc: sql.Composable, functions: dict[str, sql.Composable]
+    upd: Update, params: Params, *, doc: sql.Composable, functions: Mapping[str, sql.Composable]
 ) -> sql.Composable | None:
     """Compile an update to a JSONB expression using the store's helper functions.
 
