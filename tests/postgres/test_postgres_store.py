@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from track_backends import errors
-from track_backends.query import sql as qsql
 from track_backends.registry import open_store
-from track_backends.stores import postgres as pgmod
 from track_backends.stores.memory import MemoryStore
+from track_backends.stores.postgres import schema as pgschema
+from track_backends.stores.postgres.regex import pg_regex
 
 COLL = "things"
 PENDING = {"status.name": {"$in": ["Created", "Interrupted"]}}
@@ -277,19 +277,19 @@ def test_old_layout_is_migrated_and_newer_refused(pg_uri: str, pg_admin: Any, mo
         schema = s.schema
     ran: list[int] = []
 
-    def v1_to_v2(store: Any, conn: Any) -> None:
+    def v1_to_v2(layout: Any, conn: Any) -> None:
         ran.append(1)
         conn.execute(f'ALTER TABLE "{schema}"."{COLL}" ADD COLUMN migrated boolean DEFAULT true')
 
-    monkeypatch.setattr(pgmod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(pgmod.MIGRATIONS, 1, v1_to_v2)
+    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(pgschema.MIGRATIONS, 1, v1_to_v2)
     for _ in range(2):
         with open_store(pg_uri) as s:
             assert s.count(COLL) == 1
     assert ran == [1]
     version = pg_admin.execute(f'SELECT value FROM "{schema}"."tb$meta" WHERE key = %s', ("schema_version",)).fetchone()
     assert version[0] == 2
-    monkeypatch.setattr(pgmod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", 1)
     with pytest.raises(errors.StoreError, match="newer"):
         open_store(pg_uri).count(COLL)
 
@@ -302,7 +302,17 @@ def test_old_layout_is_migrated_and_newer_refused(pg_uri: str, pg_admin: Any, mo
     [("a$", "", "xa\n"), ("^b", "m", "a\nb"), ("a.c", "", "a\nc"), ("a.c", "s", "a\nc"), (r"\bx\b", "", "a x b")],
 )
 def test_regex_translation_matches_python(store: Any, pattern: str, options: str, subject: str) -> None:
-    assert qsql.pg_regex(pattern, options) is not None
+    assert pg_regex(pattern, options) is not None
     store.insert(COLL, {"uid": "r", "s": subject})
     want = bool(re.search(pattern, subject, sum(f for c, f in (("m", re.M), ("s", re.S)) if c in options)))
     assert store.count(COLL, {"s": {"$regex": pattern, "$options": options}}) == int(want)
+
+
+def test_sorted_claim_after_an_unsorted_one_keeps_its_order(store: Any) -> None:
+    store.insert_many("trials", [_trial(i) for i in range(5)])
+    query = {"group_id": "g", **PENDING}
+    first = store.find_one_and_update("trials", query, RUNNING)  # caches the one-statement claim
+    assert first is not None
+    store.update("trials", {"uid": first["uid"]}, {"$set": {"status.name": "Created"}})
+    got = store.find_one_and_update("trials", query, RUNNING, sort=[("i", -1)])
+    assert got["uid"] == "t000004"
