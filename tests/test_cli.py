@@ -203,7 +203,7 @@ def test_bench_bad_n_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
 
 # -- bench, in process ------------------------------------------------------------------------------
 def test_bench_ephemeral_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "ephemeral:", "--n", "200", "--repeat", "1", "--check", "-q"]) == 0
+    assert main(["bench", "ephemeral:", "--n", "200", "--repeat", "1", "--check", "--no-peers", "-q"]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("store"))
     for col in ("level", "n", "insert/s", "query ms", "log/s", "claim/s"):
@@ -219,7 +219,7 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
     store.close = lambda: None  # type: ignore[method-assign]
     register("clibench", lambda uri: store, replace=True)
     try:
-        assert main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "-q"]) == 0
+        assert main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "--no-peers", "-q"]) == 0
     finally:
         unregister("clibench")
     report = json.loads(capsys.readouterr().out)
@@ -231,7 +231,7 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
 
 def test_bench_pickled_file_in_tmp_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"pickled://{tmp_path}/bench.pkl"
-    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "-q"]) == 0
+    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "--no-peers", "-q"]) == 0
     report = json.loads(capsys.readouterr().out)
     levels = {r["level"]: r for r in report["rows"]}
     assert set(levels) == {"store", "protocol", "ref:fsync"}
@@ -276,7 +276,7 @@ def test_subprocess_ls_ephemeral_is_empty() -> None:
 
 
 def test_subprocess_bench_ephemeral() -> None:
-    r = _cli("bench", "ephemeral:", "--n", "200", "--repeat", "1", "--json")
+    r = _cli("bench", "ephemeral:", "--n", "200", "--repeat", "1", "--json", "--no-peers")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert [(x["level"], x["claimed"]) for x in report["rows"]] == [
@@ -287,7 +287,7 @@ def test_subprocess_bench_ephemeral() -> None:
 
 
 def test_subprocess_bench_pickled(tmp_path: Path) -> None:
-    r = _cli("bench", f"pickled://{tmp_path}/b.pkl", "--n", "200", "--repeat", "1", "--level", "store")
+    r = _cli("bench", f"pickled://{tmp_path}/b.pkl", "--n", "200", "--repeat", "1", "--level", "store", "--no-peers")
     assert r.returncode == 0, r.stderr
     assert any(line.split()[:3] == ["pickled", "store", "200"] for line in r.stdout.splitlines())
 
