@@ -40,6 +40,7 @@ from track_backends.migrate import (
     iter_pages,
     migrate,
 )
+from track_backends.migrate.conflicts import overwrite_update
 from track_backends.model import canonical_hash
 from track_backends.store import GROUPS, PROJECTS, TRIALS
 from track_backends.stores.memory import MemoryStore
@@ -308,6 +309,27 @@ def test_invalid_arguments() -> None:
     with pytest.raises(NotFoundError):
         migrate("pickled:///nonexistent/dir/x.pkl", MemoryStore())
     assert issubclass(MigrationError, ValueError)
+
+
+def test_overwrite_writes_only_what_differs_and_upserts_the_whole_document() -> None:
+    old = {"uid": "t", "a": 1, "b": {"x": [1, 2]}, "extra": True, "_id": 5}
+    new = {"uid": "t", "a": 1.0, "b": {"x": [1, 2]}, "c": "new"}
+    update = overwrite_update(old, new)
+    assert update == {"$set": {"a": 1.0, "c": "new"}, "$unset": {"extra": ""}, "$setOnInsert": {"b": {"x": [1, 2]}}}
+
+    class Racing(MemoryStore):
+        """A destination whose conflicting document is deleted just before the overwrite."""
+
+        def update(self, collection, query, update, *, many=False, upsert=False):  # type: ignore[override]
+            self.delete(collection, query)
+            return super().update(collection, query, update, many=many, upsert=upsert)
+
+    src, dst = MemoryStore(), Racing()
+    src.insert(TRIALS, dict(new))
+    dst.insert(TRIALS, {k: v for k, v in old.items() if k != "_id"})
+    report = migrate(src, dst, on_conflict="overwrite")
+    assert report.collections[TRIALS].overwritten == 1 and report.verification is True
+    assert document_checksum(dst.find_one(TRIALS, {"uid": "t"})) == document_checksum(new)  # type: ignore[arg-type]
 
 
 # -- dry run ---------------------------------------------------------------------------------------

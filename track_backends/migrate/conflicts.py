@@ -5,9 +5,10 @@ The policies (``on_conflict``):
 * ``skip`` (default): keep the destination's document and count it as *skipped*; verification
   counts it as *kept*, not as a mismatch. (A document that this run inserted and that reads
   back different is a mismatch; on a rerun it is a conflict like any other.)
-* ``overwrite``: replace the destination's document by the source's, in one atomic
-  ``update(..., upsert=True)`` (``$set`` of the source's fields, ``$unset`` of the others). The
-  destination's top-level field order is kept for fields both have.
+* ``overwrite``: turn the destination's document into the source's with one atomic
+  ``update(..., upsert=True)`` (:func:`overwrite_update`): ``$set`` of the fields that differ,
+  ``$unset`` of those the source lacks, and ``$setOnInsert`` of the others, so a document deleted
+  meanwhile is stored whole. The destination's top-level field order is kept for fields both have.
 * ``bump`` (trials only, like Orion's ``bump``): store the source trial as the next free revision
   of its ``hash`` in the destination: ``revision`` becomes one more than the highest revision of
   that hash in either store, ``uid`` becomes :func:`~track_backends.model.trial_uid` of the hash
@@ -25,7 +26,7 @@ from typing import Any
 
 from ..errors import DuplicateKeyError, EncodingError, QueryError, TrackBackendsError
 from ..model import trial_uid
-from ..query.equality import STORE_FIELDS
+from ..query.equality import STORE_FIELDS, diff_update
 from ..store import TRIALS, Document, Store
 from .checksums import MIGRATED_FROM, bump_checksum
 from .paging import COLLECTIONS
@@ -56,7 +57,11 @@ class MigrationConflictError(TrackBackendsError):
 
 
 def overwrite_update(old: Document, new: Document) -> dict[str, Any]:
-    """The upsert that replaces the destination's ``old`` by the source's ``new``.
+    """The upsert that turns the destination's ``old`` into the source's ``new``.
+
+    :func:`~track_backends.query.equality.diff_update` writes only the fields that differ; the
+    fields both already share go in ``$setOnInsert``, so that if ``old`` is deleted meanwhile the
+    upsert still stores the whole of ``new``.
 
     Args:
         old: The destination's document.
@@ -65,13 +70,11 @@ def overwrite_update(old: Document, new: Document) -> dict[str, Any]:
     Returns:
         An update document for ``update(..., {"uid": uid}, update, upsert=True)``.
     """
-    fields = {k: v for k, v in new.items() if k != "uid"}
-    gone = {k: "" for k in old if k not in new and k != "uid" and k not in STORE_FIELDS}
-    update: dict[str, Any] = {}
-    if fields:
-        update["$set"] = fields
-    if gone:
-        update["$unset"] = gone
+    update = diff_update(old, new)
+    sets = update.get("$set", {})
+    shared = {k: v for k, v in new.items() if k != "uid" and k not in STORE_FIELDS and k not in sets}
+    if shared:
+        update["$setOnInsert"] = shared
     return update
 
 
