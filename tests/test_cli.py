@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -304,3 +305,28 @@ def test_subprocess_errors_are_one_line(argv: list[str]) -> None:
     r = _cli(*argv)
     _assert_one_line_error(r.returncode, r.stderr, "error:")
     assert r.stdout == ""
+
+
+@pytest.mark.parametrize("reader", ["popen", "head"])
+def test_subprocess_ls_into_a_reader_that_stops_early(tmp_path: Path, reader: str) -> None:
+    """``track-backends ls URI | head -1``: no BrokenPipeError traceback, whichever write hits the closed pipe."""
+    uri = f"pickled://{tmp_path}/many.pkl"
+    with get_protocol(uri) as proto:  # ~300 kB of table: far more than a pipe buffers
+        proto.store.insert_many(
+            "trials", [Trial({"i": i, "pad": "x" * 40}, group_id="g").to_doc() for i in range(3000)]
+        )
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    argv = [sys.executable, "-m", "track_backends.cli", "ls", uri]
+    if reader == "head":
+        cmd = " ".join(shlex.quote(a) for a in argv) + " | head -1"
+        r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, env=env, timeout=120)
+        assert r.stdout.split() == ["uid", "status", "group", "parameters"]
+        err = r.stderr
+    else:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().split() == ["uid", "status", "group", "parameters"]
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+    assert err == "", err
