@@ -178,6 +178,34 @@ def test_ls_missing_file_is_an_error_and_creates_nothing(tmp_path: Path, capsys:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", [["ls"], ["show", "abc"]])
+@pytest.mark.parametrize("form", ["pickled://{}/missing.pkl", "file://{}/missing.jsonl", "file:missing.jsonl"])
+def test_read_only_commands_never_create_a_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str], form: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main([command[0], form.format(tmp_path), *command[1:]])
+    _assert_one_line_error(code, capsys.readouterr().err, "no store at", "missing")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=False, reason="needs the journal create option")
+def test_read_only_commands_open_journals_with_create_false(
+    journal_uri, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import track_backends.cli.common as common
+
+    uri, trials = journal_uri
+    opened: list[str] = []
+    real_open = common.open_store
+    monkeypatch.setattr(common, "open_store", lambda u: opened.append(u) or real_open(u))
+    assert main(["ls", uri + "?fsync=false"]) == 0
+    assert main(["show", uri, trials[0].uid]) == 0
+    out = capsys.readouterr().out
+    assert all(t.uid in out for t in trials)
+    assert opened == [uri + "?fsync=false&create=false", uri + "?create=false"]
+
+
 def test_bench_refuses_a_non_empty_server_store(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", mem_uri[0], "--n", "10", "--repeat", "1", "-q"])
     _assert_one_line_error(code, capsys.readouterr().err, "empty 'trials' collection")

@@ -1,4 +1,4 @@
-"""What the subcommands share: the program name, the URI help, ``--query`` parsing, opening a store to read."""
+"""What the subcommands share: the program name, the URI help, ``--query`` parsing, read-only opening."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import TrackBackendsError
-from ..migrate import require_existing
+from ..migrate import JOURNAL_SCHEMES, require_existing
 from ..registry import open_store
 from ..store import Store
 from ..uri import parse_uri
@@ -64,6 +64,29 @@ def parse_query(text: str | None) -> dict[str, Any] | None:
     return query
 
 
+def _journal_has_create_option() -> bool:
+    from ..stores import journal
+
+    return "create" in getattr(journal, "_URI_OPTIONS", ())
+
+
+def read_only_uri(uri: str) -> str:
+    """The URI with ``create=false`` added when it names a journal, so opening never creates a file.
+
+    Other schemes are returned unchanged. Until the journal engine knows the ``create`` option,
+    journal URIs are returned unchanged too (:func:`open_existing` checks that the file exists).
+
+    Args:
+        uri: A store URI.
+
+    Returns:
+        The URI to open.
+    """
+    if parse_uri(uri).scheme not in JOURNAL_SCHEMES or not _journal_has_create_option():
+        return uri
+    return uri + ("&" if "?" in uri else "?") + "create=false"
+
+
 def open_existing(uri: str) -> Store:
     """Open a store for a read-only command; a journal file that does not exist is an error.
 
@@ -77,4 +100,4 @@ def open_existing(uri: str) -> Store:
         NotFoundError: The URI names a journal file that does not exist (nothing is created).
     """
     require_existing(parse_uri(uri))
-    return open_store(uri)
+    return open_store(read_only_uri(uri))
