@@ -30,6 +30,7 @@ from migrate_helpers import (  # noqa: F401 - fixtures: pytest finds them in thi
 )
 
 from track_backends import Trial, open_store
+from track_backends.cli import main
 from track_backends.errors import DuplicateKeyError, NotFoundError, QueryError
 from track_backends.migrate import (
     COLLECTIONS,
@@ -309,6 +310,35 @@ def test_invalid_arguments() -> None:
     with pytest.raises(NotFoundError):
         migrate("pickled:///nonexistent/dir/x.pkl", MemoryStore())
     assert issubclass(MigrationError, ValueError)
+
+
+@pytest.mark.parametrize("scheme", ["pickled", "file"])
+def test_a_symlink_to_the_source_is_the_same_store(tmp_path: Path, scheme: str) -> None:
+    real = tmp_path / "real.db"
+    with open_store(f"{scheme}://{real}") as s:
+        s.insert(TRIALS, {"uid": "t"})
+    (tmp_path / "link.db").symlink_to(real)
+    data = real.read_bytes()
+    with pytest.raises(MigrationError, match="same store"):
+        migrate(f"{scheme}://{real}", f"{scheme}://{tmp_path}/link.db")
+    with pytest.raises(MigrationError, match="same store"):  # the codec does not make it another file
+        migrate(f"pickled://{tmp_path}/link.db", f"file://{real}")
+    assert real.read_bytes() == data
+
+
+def test_a_relative_and_an_absolute_path_to_one_file_are_the_same_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with open_store("pickled:../a.pkl") as s:
+        s.insert(TRIALS, {"uid": "t"})
+    with pytest.raises(MigrationError, match="same store"):
+        migrate("pickled:../a.pkl", f"pickled://{tmp_path}/a.pkl")
+    assert main(["migrate", f"pickled://{tmp_path}/sub/../a.pkl", "pickled:../a.pkl", "-q"]) == 2
+    assert "same store" in capsys.readouterr().err
+    report = migrate("pickled:../a.pkl", f"pickled://{tmp_path}/b.pkl")  # another file is another store
+    assert report.ok and report.total("copied") == 1
 
 
 def test_overwrite_writes_only_what_differs_and_upserts_the_whole_document() -> None:

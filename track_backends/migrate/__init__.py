@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from .checksums import MIGRATED_FROM, STORE_FIELDS, document_checksum, strip_store_fields
 from .conflicts import ON_CONFLICT, MigrationConflictError
-from .core import JOURNAL_SCHEMES, MigrationError, migrate, open_source, require_existing
+from .core import JOURNAL_SCHEMES, MigrationError, migrate, open_source, require_existing, same_store
 from .paging import COLLECTIONS, DEFAULT_BATCH, iter_pages
 from .progress import BarProgress, LineProgress, Progress, make_progress
 from .report import MAX_PROBLEMS, CollectionReport, MigrationReport
@@ -76,5 +76,6 @@ __all__ = [
     "migrate",
     "open_source",
     "require_existing",
+    "same_store",
     "strip_store_fields",
 ]

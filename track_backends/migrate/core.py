@@ -167,6 +167,29 @@ def _open_destination(uri: str, dry_run: bool) -> Store:
     return open_store(parsed)
 
 
+def same_store(src: str | Store, dst: str | Store) -> bool:
+    """Whether ``src`` and ``dst`` name the same store.
+
+    Two journal URIs name the same store when their files resolve to the same path (symlinks
+    and relative paths resolved, whatever the codec); other URIs when their text is equal.
+
+    Args:
+        src: A store or its URI.
+        dst: A store or its URI.
+
+    Returns:
+        ``True`` when a migration from one to the other would copy a store onto itself.
+    """
+    if src is dst:
+        return True
+    if not (isinstance(src, str) and isinstance(dst, str)):
+        return False
+    a, b = parse_uri(src), parse_uri(dst)
+    if a.scheme in JOURNAL_SCHEMES and b.scheme in JOURNAL_SCHEMES and a.path and b.path:
+        return os.path.realpath(a.path) == os.path.realpath(b.path)
+    return src == dst
+
+
 def _validate(src: str | Store, dst: str | Store, query: Any, batch: Any, on_conflict: str) -> None:
     if type(batch) is not int or batch < 1:
         raise MigrationError(f"batch must be a positive int, got {batch!r}")
@@ -174,7 +197,7 @@ def _validate(src: str | Store, dst: str | Store, query: Any, batch: Any, on_con
         raise MigrationError(f"on_conflict must be one of {', '.join(ON_CONFLICT)}; got {on_conflict!r}")
     if query is not None and not isinstance(query, dict):
         raise QueryError(f"query must be a dict (a MongoDB-style filter), got {type(query).__name__}")
-    if src is dst or (isinstance(src, str) and isinstance(dst, str) and src == dst):
+    if same_store(src, dst):
         raise MigrationError("the source and the destination are the same store")
 
 
