@@ -55,6 +55,12 @@ from .paging import COLLECTIONS, DEFAULT_BATCH, iter_pages
 from .progress import BarProgress, LineProgress, Progress, make_progress
 from .report import MAX_PROBLEMS, CollectionReport, MigrationReport
 
+# The public classes name the package, their stable import path, as their module (in reprs,
+# tracebacks and pickles); the submodules they are defined in are a layout detail.
+for _cls in (BarProgress, CollectionReport, LineProgress, MigrationConflictError, MigrationError, MigrationReport):
+    _cls.__module__ = __name__
+del _cls
+
 __all__ = [
     "COLLECTIONS",
     "DEFAULT_BATCH",
