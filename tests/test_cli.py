@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -177,6 +178,34 @@ def test_ls_missing_file_is_an_error_and_creates_nothing(tmp_path: Path, capsys:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", [["ls"], ["show", "abc"]])
+@pytest.mark.parametrize("form", ["pickled://{}/missing.pkl", "file://{}/missing.jsonl", "file:missing.jsonl"])
+def test_read_only_commands_never_create_a_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str], form: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main([command[0], form.format(tmp_path), *command[1:]])
+    _assert_one_line_error(code, capsys.readouterr().err, "no store at", "missing")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=False, reason="needs the journal create option")
+def test_read_only_commands_open_journals_with_create_false(
+    journal_uri, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import track_backends.cli.common as common
+
+    uri, trials = journal_uri
+    opened: list[str] = []
+    real_open = common.open_store
+    monkeypatch.setattr(common, "open_store", lambda u: opened.append(u) or real_open(u))
+    assert main(["ls", uri + "?fsync=false"]) == 0
+    assert main(["show", uri, trials[0].uid]) == 0
+    out = capsys.readouterr().out
+    assert all(t.uid in out for t in trials)
+    assert opened == [uri + "?fsync=false&create=false", uri + "?create=false"]
+
+
 def test_bench_refuses_a_non_empty_server_store(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", mem_uri[0], "--n", "10", "--repeat", "1", "-q"])
     _assert_one_line_error(code, capsys.readouterr().err, "empty 'trials' collection")
@@ -203,7 +232,7 @@ def test_bench_bad_n_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
 
 # -- bench, in process ------------------------------------------------------------------------------
 def test_bench_ephemeral_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "ephemeral:", "--n", "200", "--repeat", "1", "--check", "-q"]) == 0
+    assert main(["bench", "ephemeral:", "--n", "200", "--repeat", "1", "--check", "--no-peers", "-q"]) == 0
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("store"))
     for col in ("level", "n", "insert/s", "query ms", "log/s", "claim/s"):
@@ -219,7 +248,7 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
     store.close = lambda: None  # type: ignore[method-assign]
     register("clibench", lambda uri: store, replace=True)
     try:
-        assert main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "-q"]) == 0
+        assert main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "--no-peers", "-q"]) == 0
     finally:
         unregister("clibench")
     report = json.loads(capsys.readouterr().out)
@@ -231,7 +260,7 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
 
 def test_bench_pickled_file_in_tmp_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"pickled://{tmp_path}/bench.pkl"
-    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "-q"]) == 0
+    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "--no-peers", "-q"]) == 0
     report = json.loads(capsys.readouterr().out)
     levels = {r["level"]: r for r in report["rows"]}
     assert set(levels) == {"store", "protocol", "ref:fsync"}
@@ -276,7 +305,7 @@ def test_subprocess_ls_ephemeral_is_empty() -> None:
 
 
 def test_subprocess_bench_ephemeral() -> None:
-    r = _cli("bench", "ephemeral:", "--n", "200", "--repeat", "1", "--json")
+    r = _cli("bench", "ephemeral:", "--n", "200", "--repeat", "1", "--json", "--no-peers")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert [(x["level"], x["claimed"]) for x in report["rows"]] == [
@@ -287,7 +316,7 @@ def test_subprocess_bench_ephemeral() -> None:
 
 
 def test_subprocess_bench_pickled(tmp_path: Path) -> None:
-    r = _cli("bench", f"pickled://{tmp_path}/b.pkl", "--n", "200", "--repeat", "1", "--level", "store")
+    r = _cli("bench", f"pickled://{tmp_path}/b.pkl", "--n", "200", "--repeat", "1", "--level", "store", "--no-peers")
     assert r.returncode == 0, r.stderr
     assert any(line.split()[:3] == ["pickled", "store", "200"] for line in r.stdout.splitlines())
 
@@ -304,3 +333,28 @@ def test_subprocess_errors_are_one_line(argv: list[str]) -> None:
     r = _cli(*argv)
     _assert_one_line_error(r.returncode, r.stderr, "error:")
     assert r.stdout == ""
+
+
+@pytest.mark.parametrize("reader", ["popen", "head"])
+def test_subprocess_ls_into_a_reader_that_stops_early(tmp_path: Path, reader: str) -> None:
+    """``track-backends ls URI | head -1``: no BrokenPipeError traceback, whichever write hits the closed pipe."""
+    uri = f"pickled://{tmp_path}/many.pkl"
+    with get_protocol(uri) as proto:  # ~300 kB of table: far more than a pipe buffers
+        proto.store.insert_many(
+            "trials", [Trial({"i": i, "pad": "x" * 40}, group_id="g").to_doc() for i in range(3000)]
+        )
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    argv = [sys.executable, "-m", "track_backends.cli", "ls", uri]
+    if reader == "head":
+        cmd = " ".join(shlex.quote(a) for a in argv) + " | head -1"
+        r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, env=env, timeout=120)
+        assert r.stdout.split() == ["uid", "status", "group", "parameters"]
+        err = r.stderr
+    else:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().split() == ["uid", "status", "group", "parameters"]
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+    assert err == "", err

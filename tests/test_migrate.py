@@ -1,181 +1,50 @@
-"""``migrate(src, dst)`` and ``track-backends migrate``: round trips across every pair of backends,
-idempotent reruns, conflict policies, dry runs, verification, progress, and a killed run resumed.
+"""``migrate(src, dst)``: round trips across every pair of backends, idempotent reruns, paging,
+selection, conflict policies, the same-store check, dry runs and verification.
 
-Backends: ``ephemeral`` (in process, as a Store object), ``pickled``, ``file``, ``postgres`` (the
-pgserver fixture of ``tests/postgres/conftest.py``, imported here), and, once the MongoDB store
-has landed, ``mongo`` (the SecantusDB ``mongo_wire_uri`` fixture of ``tests/conftest.py``) and
-``mongomock``. Server fixtures skip when their server cannot start, except under ``CI=true``,
-where they fail.
+The backends and the data are in ``migrate_helpers``; the command line, progress display and a
+killed run resumed are in ``test_migrate_cli``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import io
 import itertools
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from migrate_helpers import (  # noqa: F401 - fixtures: pytest finds them in this module's namespace
+    HAS_MONGO,
+    KINDS,
+    Backends,
+    Forgetful,
+    Refusing,
+    backends_fixture,
+    by_uid,
+    dataset,
+    exact,
+    fill,
+    keeps_negative_zero,
+    pg_admin,
+    pg_server_uri,
+)
 
-# The PostgreSQL fixtures live in tests/postgres/conftest.py, out of reach of this directory:
-# import them so that pytest registers them for this module too.
-from postgres.conftest import pg_admin, pg_server_uri, with_options  # noqa: F401
-
-from track_backends import Project, Status, Trial, TrialGroup, open_store, register, unregister
+from track_backends import Trial, open_store
 from track_backends.cli import main
-from track_backends.errors import DuplicateKeyError, EncodingError, NotFoundError, QueryError
+from track_backends.errors import DuplicateKeyError, NotFoundError, QueryError
 from track_backends.migrate import (
     COLLECTIONS,
     MIGRATED_FROM,
-    BarProgress,
-    LineProgress,
     MigrationConflictError,
     MigrationError,
     document_checksum,
     iter_pages,
-    make_progress,
     migrate,
 )
+from track_backends.migrate.conflicts import overwrite_update
 from track_backends.model import canonical_hash
-from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
+from track_backends.store import GROUPS, PROJECTS, TRIALS
 from track_backends.stores.memory import MemoryStore
-
-ROOT = Path(__file__).resolve().parents[1]
-HAS_MONGO = importlib.util.find_spec("track_backends.stores.mongo") is not None
-KINDS = ["ephemeral", "pickled", "file", "postgres"] + (["mongo", "mongomock"] if HAS_MONGO else [])
-
-
-# -- data ------------------------------------------------------------------------------------------
-ASTRAL = "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🎉🚀"
-
-
-def dataset() -> dict[str, list[dict[str, Any]]]:
-    """Documents that stress every type distinction a backend might blur."""
-    projects = [
-        Project("alpha").to_doc(),
-        Project("Zeta ünï " + ASTRAL, description="astral " + ASTRAL, metadata={"n": 2**62, "z": 1, "a": 2}).to_doc(),
-        Project("日本語", metadata={"nested": {"deep": [{"x": []}, {}]}}).to_doc(),
-    ]
-    g1 = TrialGroup("g1", project_id="alpha", metadata={"k": [1, 1.0, True, "1", None]})
-    g2 = TrialGroup("g2 " + ASTRAL, project_id=projects[1]["uid"], description="ü")
-    groups = [g1.to_doc(), g2.to_doc()]
-    trials = []
-    special: list[dict[str, Any]] = [
-        {"one_i": 1, "one_f": 1.0, "true": True, "zero_i": 0, "zero_f": 0.0, "false": False, "s": "1"},
-        {"tenth": 0.1, "tiny": 1e-300, "subnormal": 5e-324, "huge": 1.7976931348623157e308, "third": 1 / 3},
-        {"big": 2**62, "min": -(2**63), "max": 2**63 - 1, "neg": -1, "big_f": 2.0**62},
-        {"nested": {"a": {"b": [1, {"c": [[], {}]}], "d": None}}, "empty_l": [], "empty_d": {}},
-        {"unicode": "日本語 ünï " + ASTRAL, ASTRAL: "key", "é": [ASTRAL, "\u2028\t\n\"'\\"]},
-        {"order": {"z": 1, "a": 2, "m": 3}, "list": [3, 1, 2], "null": None},
-    ]
-    for i in range(30):
-        params: dict[str, Any] = special[i] if i < len(special) else {"i": i, "lr": 0.1 * i, "layers": [i, i + 1]}
-        t = Trial(
-            params,
-            name="exp " + ASTRAL if i % 3 == 0 else None,
-            version="v1",
-            project_id="alpha" if i % 2 else projects[1]["uid"],
-            group_id=g1.uid if i % 2 else g2.uid,
-            revision=i % 2,
-            metadata={"host": f"node{i}", "seed": -(2**63) + i, "float": 1.0},
-            metrics={"loss": [[0, 0.5], [1, 0.25], [2, 0.125 + i]], "acc": [[0, 0.1 * i]], "ünï": [[0, 1], [1, 1.0]]},
-            chronos={"epoch": {"count": 3, "total": 1.5, "mean": 0.5, "min": 0.25, "max": 1.0, "sd": 0.0}},
-            status=Status.Completed if i % 5 == 0 else Status("Custom " + ASTRAL, 500 + i),
-            errors=["Traceback " + ASTRAL] if i == 7 else [],
-            tags={"z": i, "a": [None, True]},
-        )
-        trials.append(t.to_doc())
-    neg_zero = Trial({"neg_zero": -0.0, "x": [-0.0, 0.0]}, group_id=g1.uid, project_id="alpha").to_doc()
-    trials.append(neg_zero)
-    return {PROJECTS: projects, GROUPS: groups, TRIALS: trials}
-
-
-def fill(store: Store, data: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, list[dict[str, Any]]]:
-    data = data or dataset()
-    for coll in COLLECTIONS:
-        store.insert_many(coll, data[coll])
-    return data
-
-
-def by_uid(store: Store, coll: str) -> dict[str, dict[str, Any]]:
-    return {d["uid"]: d for d in store.find(coll)}
-
-
-def exact(doc: dict[str, Any]) -> str:
-    """Bit-for-bit form: repr tells 1, 1.0 and True apart, 0.0 from -0.0, and keeps key order."""
-    return repr(doc)
-
-
-def keeps_negative_zero(store: Store) -> bool:
-    """Whether a backend gives -0.0 back (PostgreSQL's JSONB numeric has no negative zero)."""
-    store.insert("probe_negzero", {"uid": "p", "x": -0.0})
-    x = store.find_one("probe_negzero", {"uid": "p"})["x"]  # type: ignore[index]
-    store.delete("probe_negzero", {})
-    return math.copysign(1.0, x) < 0
-
-
-# -- backends --------------------------------------------------------------------------------------
-def _with_database(uri: str, name: str) -> str:
-    parts = urlsplit(uri)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-
-
-class Backends:
-    """Opens fresh, empty stores of each kind; closes and drops them at teardown."""
-
-    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-        self.request = request
-        self.tmp_path = tmp_path
-        self.opened: list[Store] = []
-        self.cleanups: list[Callable[[], None]] = []
-
-    def uri(self, kind: str) -> str:
-        name = f"s{len(self.opened)}_{uuid.uuid4().hex[:8]}"
-        if kind == "ephemeral":
-            return "ephemeral:"
-        if kind in ("pickled", "file"):
-            return f"{kind}://{self.tmp_path}/{name}.{'pkl' if kind == 'pickled' else 'jsonl'}"
-        if kind == "postgres":
-            server = self.request.getfixturevalue("pg_server_uri")
-            admin = self.request.getfixturevalue("pg_admin")
-            self.cleanups.append(lambda: admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-            return with_options(server, schema=name)
-        if kind == "mongo":
-            server = self.request.getfixturevalue("mongo_wire_uri")
-            client = self.request.getfixturevalue("mongo_wire_client")
-            self.cleanups.append(lambda: client.drop_database(name))
-            return _with_database(server, name)
-        if kind == "mongomock":
-            return f"mongomock://{name}"
-        raise ValueError(kind)
-
-    def open(self, kind: str) -> Store:
-        store = MemoryStore() if kind == "ephemeral" else open_store(self.uri(kind))
-        self.opened.append(store)
-        return store
-
-    def close(self) -> None:
-        for s in self.opened:
-            s.close()
-        for c in self.cleanups:
-            c()
-
-
-@pytest.fixture
-def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backends]:
-    b = Backends(request, tmp_path)
-    yield b
-    b.close()
 
 
 # -- round trips -----------------------------------------------------------------------------------
@@ -257,7 +126,7 @@ def test_generic_keyset_paging_is_used_for_other_stores(monkeypatch: pytest.Monk
             calls.append((query, sort, limit))
             return super().find(collection, query, sort=sort, limit=limit, projection=projection)
 
-    import track_backends.migrate as m
+    import track_backends.migrate.paging as m
 
     monkeypatch.setattr(m, "_snapshot_uids", lambda store, coll: None)
     store = Spy()
@@ -443,6 +312,56 @@ def test_invalid_arguments() -> None:
     assert issubclass(MigrationError, ValueError)
 
 
+@pytest.mark.parametrize("scheme", ["pickled", "file"])
+def test_a_symlink_to_the_source_is_the_same_store(tmp_path: Path, scheme: str) -> None:
+    real = tmp_path / "real.db"
+    with open_store(f"{scheme}://{real}") as s:
+        s.insert(TRIALS, {"uid": "t"})
+    (tmp_path / "link.db").symlink_to(real)
+    data = real.read_bytes()
+    with pytest.raises(MigrationError, match="same store"):
+        migrate(f"{scheme}://{real}", f"{scheme}://{tmp_path}/link.db")
+    with pytest.raises(MigrationError, match="same store"):  # the codec does not make it another file
+        migrate(f"pickled://{tmp_path}/link.db", f"file://{real}")
+    assert real.read_bytes() == data
+
+
+def test_a_relative_and_an_absolute_path_to_one_file_are_the_same_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with open_store("pickled:../a.pkl") as s:
+        s.insert(TRIALS, {"uid": "t"})
+    with pytest.raises(MigrationError, match="same store"):
+        migrate("pickled:../a.pkl", f"pickled://{tmp_path}/a.pkl")
+    assert main(["migrate", f"pickled://{tmp_path}/sub/../a.pkl", "pickled:../a.pkl", "-q"]) == 2
+    assert "same store" in capsys.readouterr().err
+    report = migrate("pickled:../a.pkl", f"pickled://{tmp_path}/b.pkl")  # another file is another store
+    assert report.ok and report.total("copied") == 1
+
+
+def test_overwrite_writes_only_what_differs_and_upserts_the_whole_document() -> None:
+    old = {"uid": "t", "a": 1, "b": {"x": [1, 2]}, "extra": True, "_id": 5}
+    new = {"uid": "t", "a": 1.0, "b": {"x": [1, 2]}, "c": "new"}
+    update = overwrite_update(old, new)
+    assert update == {"$set": {"a": 1.0, "c": "new"}, "$unset": {"extra": ""}, "$setOnInsert": {"b": {"x": [1, 2]}}}
+
+    class Racing(MemoryStore):
+        """A destination whose conflicting document is deleted just before the overwrite."""
+
+        def update(self, collection, query, update, *, many=False, upsert=False):  # type: ignore[override]
+            self.delete(collection, query)
+            return super().update(collection, query, update, many=many, upsert=upsert)
+
+    src, dst = MemoryStore(), Racing()
+    src.insert(TRIALS, dict(new))
+    dst.insert(TRIALS, {k: v for k, v in old.items() if k != "_id"})
+    report = migrate(src, dst, on_conflict="overwrite")
+    assert report.collections[TRIALS].overwritten == 1 and report.verification is True
+    assert document_checksum(dst.find_one(TRIALS, {"uid": "t"})) == document_checksum(new)  # type: ignore[arg-type]
+
+
 # -- dry run ---------------------------------------------------------------------------------------
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     src, dst, theirs, ours = _conflicting()
@@ -468,31 +387,6 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 
 # -- refused documents and verification ------------------------------------------------------------
-class Refusing(MemoryStore):
-    """A destination that refuses documents whose uid ends with '7'."""
-
-    def insert(self, collection: str, doc: dict[str, Any]) -> None:
-        if doc["uid"].endswith("7"):
-            raise EncodingError(f"cannot store {doc['uid']}")
-        super().insert(collection, doc)
-
-    def insert_many(self, collection: str, docs: Any) -> int:
-        docs = list(docs)
-        if any(d["uid"].endswith("7") for d in docs):
-            raise EncodingError("one of them cannot be stored")
-        return super().insert_many(collection, docs)
-
-
-class Forgetful(MemoryStore):
-    """A destination that loses writes to trials and garbles one document."""
-
-    def insert_many(self, collection: str, docs: Any) -> int:
-        docs = [dict(d) for d in docs]
-        if collection == TRIALS:
-            docs = [dict(d, x=-1) if d["uid"] == "u01" else d for d in docs if d["uid"] != "u02"]
-        return super().insert_many(collection, docs)
-
-
 def test_refused_documents_are_counted_and_the_rest_is_copied() -> None:
     src, dst = MemoryStore(), Refusing()
     src.insert_many(TRIALS, [{"uid": f"u{i:02d}", "x": i} for i in range(20)])
@@ -545,194 +439,3 @@ def test_checksum_is_type_aware_and_ignores_store_fields() -> None:
     assert document_checksum({"uid": "a", "v": [1, 2]}) != document_checksum({"uid": "a", "v": [2, 1]})
     doc = dataset()[TRIALS][4]
     assert document_checksum(doc) == canonical_hash(doc)
-
-
-# -- progress --------------------------------------------------------------------------------------
-class TTY(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
-    src = MemoryStore()
-    src.insert_many(TRIALS, [{"uid": f"u{i:03d}"} for i in range(30)])
-
-    plain = io.StringIO()
-    progress = make_progress(plain)
-    assert isinstance(progress, LineProgress)
-    migrate(src, MemoryStore(), batch=10, progress=progress)
-    lines = plain.getvalue().splitlines()
-    assert "trials: 0/30" in lines and "trials: 30/30" in lines and "verify trials: 30/30" in lines
-    assert all(":" in line and "/" in line and "\r" not in line for line in lines)
-
-    tty = TTY()
-    bar = make_progress(tty)
-    assert isinstance(bar, BarProgress)
-    migrate(src, MemoryStore(), batch=10, progress=bar)
-    bar.close()
-    out = tty.getvalue()
-    assert "trials" in out and "30/30" in out and "\r" in out
-
-
-def test_line_progress_throttles_but_prints_starts_and_ends() -> None:
-    out = io.StringIO()
-    p = LineProgress(out, interval=3600)
-    for i in range(0, 101, 10):
-        p("trials", i, 100)
-    assert out.getvalue().splitlines() == ["trials: 0/100", "trials: 100/100"]
-
-
-# -- command line ----------------------------------------------------------------------------------
-def _populate(path: str, n: int) -> None:
-    with open_store(path) as s:
-        s.insert(PROJECTS, Project("p").to_doc())
-        group = TrialGroup("g", project_id="p")
-        s.insert(GROUPS, group.to_doc())
-        trials = [Trial({"i": i, "f": i / 7}, project_id="p", group_id=group.uid) for i in range(n)]
-        s.insert_many(TRIALS, [t.to_doc() for t in trials])
-
-
-def test_cli_migrates_and_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src, dst = f"pickled://{tmp_path}/s.pkl", f"file://{tmp_path}/d.jsonl"
-    _populate(src, 25)
-    assert main(["migrate", src, dst, "--batch", "10"]) == 0
-    out, err = capsys.readouterr()
-    assert "verification: OK" in out and "trials" in out
-    assert "trials: 25/25" in err  # stderr is not a terminal here: plain lines
-    assert main(["migrate", src, dst, "-q"]) == 0
-    out, err = capsys.readouterr()
-    assert err == ""
-    row = next(line.split() for line in out.splitlines() if line.startswith("trials"))
-    assert row[1:4] == ["25", "0", "25"]  # source, copied, unchanged
-
-
-def test_cli_dry_run_and_query(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src, dst = f"pickled://{tmp_path}/s.pkl", tmp_path / "d.jsonl"
-    _populate(src, 10)
-    assert main(["migrate", src, f"file://{dst}", "--dry-run", "-q"]) == 0
-    assert "dry run" in capsys.readouterr().out and not dst.exists()
-    query = '{"parameters.i": {"$lt": 4}}'
-    assert main(["migrate", src, f"file://{dst}", "--query", query, "-q"]) == 0
-    capsys.readouterr()
-    with open_store(f"file://{dst}") as d:
-        assert d.count(TRIALS) == 4 and d.count(GROUPS) == 1 and d.count(PROJECTS) == 1
-
-
-def test_cli_errors_are_one_line_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src, dst = f"pickled://{tmp_path}/s.pkl", f"pickled://{tmp_path}/d.pkl"
-    _populate(src, 3)
-    cases = [
-        (["migrate", f"pickled://{tmp_path}/missing.pkl", dst], "no store"),
-        (["migrate", src, dst, "--query", "{bad"], "not valid JSON"),
-        (["migrate", src, dst, "--query", "[1]"], "JSON object"),
-        (["migrate", src, dst, "--query", '{"x": {"$nope": 1}}'], "$nope"),
-        (["migrate", src, dst, "--batch", "0"], "batch"),
-        (["migrate", src, "nosuchscheme://x"], "nosuchscheme"),
-    ]
-    for argv, needle in cases:
-        assert main([*argv, "-q"]) == 2, argv
-        err = capsys.readouterr().err
-        assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and needle in err, (argv, err)
-    with open_store(dst) as d:
-        t = d.find_one(TRIALS) if d.count(TRIALS) else None
-    assert t is None
-    with open_store(src) as s:
-        victim = dict(s.find(TRIALS, sort=[("uid", 1)])[1], tags={"dst": 1})
-    with open_store(dst) as d:
-        d.insert(TRIALS, victim)
-    assert main(["migrate", src, dst, "--on-conflict", "fail", "-q"]) == 2
-    err = capsys.readouterr().err
-    assert victim["uid"] in err and len(err.strip().splitlines()) == 1
-
-
-def test_cli_exits_1_on_a_verification_mismatch(capsys: pytest.CaptureFixture[str]) -> None:
-    src, dst = MemoryStore(), Forgetful()
-    src.insert_many(TRIALS, [{"uid": f"u{i:02d}", "x": i} for i in range(5)])
-    for s in (src, dst):
-        s.close = lambda: None  # type: ignore[method-assign]  # shared between opens
-    register("migsrc", lambda uri: src, replace=True)
-    register("migdst", lambda uri: dst, replace=True)
-    try:
-        assert main(["migrate", "migsrc:", "migdst:", "-q"]) == 1
-    finally:
-        unregister("migsrc")
-        unregister("migdst")
-    out = capsys.readouterr().out
-    assert "MISMATCH" in out and "u02: missing" in out
-
-
-def test_cli_interrupt_says_how_to_resume(capsys: pytest.CaptureFixture[str]) -> None:
-    class Interrupted(MemoryStore):
-        def count(self, *args: Any, **kwargs: Any) -> Any:
-            raise KeyboardInterrupt
-
-    register("migint", lambda uri: Interrupted(), replace=True)
-    try:
-        assert main(["migrate", "migint:", "ephemeral:", "-q"]) == 130
-    finally:
-        unregister("migint")
-    assert "run the same command again to resume" in capsys.readouterr().err
-
-
-def test_cli_help_mentions_the_options(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["migrate", "--help"])
-    out = capsys.readouterr().out
-    for opt in ("--query", "--batch", "--on-conflict", "--dry-run", "skip", "overwrite", "bump", "fail", "pickled:"):
-        assert opt in out
-
-
-# -- a killed migration, resumed -------------------------------------------------------------------
-def test_killed_migration_resumes_without_duplicates(tmp_path: Path) -> None:
-    n = 8_000
-    src, dst = f"pickled://{tmp_path}/src.pkl", f"file://{tmp_path}/dst.jsonl"
-    _populate(src, n)
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    argv = [sys.executable, "-m", "track_backends.cli", "migrate", src, dst]
-    proc = subprocess.Popen(  # noqa: S603 - our own command line
-        [*argv, "--batch", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    journal = tmp_path / "dst.jsonl"
-    seen = []
-    deadline = time.monotonic() + 60
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:  # plain progress lines (stderr is a pipe): wait for the trials
-            seen.append(line.strip())
-            if line.startswith("trials: "):
-                break
-        start = journal.stat().st_size
-        while journal.stat().st_size < start + 50_000:  # some dozens of batches of trials are written
-            assert proc.poll() is None and time.monotonic() < deadline, seen
-            time.sleep(0.001)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, seen
-    with open_store(dst) as d:
-        partial = d.count(TRIALS)
-    assert 0 < partial < n, (partial, seen)
-
-    done = subprocess.run([*argv, "--batch", "1000", "-q"], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "verification: OK" in done.stdout
-    row = next(line.split() for line in done.stdout.splitlines() if line.startswith("trials"))
-    source, copied, unchanged = map(int, row[1:4])
-    assert source == n and copied + unchanged == n and unchanged >= partial
-    with open_store(src) as s, open_store(dst) as d:
-        uids = [x["uid"] for p in iter_pages(d, TRIALS, None, 5000) for x in p]
-        assert len(uids) == len(set(uids)) == n
-        assert set(uids) == {x["uid"] for p in iter_pages(s, TRIALS, None, 5000) for x in p}
-        for p in iter_pages(s, TRIALS, None, 5000):
-            mine = by_uid_in(d, [x["uid"] for x in p])
-            assert all(exact(mine[x["uid"]]) == exact(x) for x in p)
-        assert d.count(PROJECTS) == d.count(GROUPS) == 1
-    again = subprocess.run([*argv, "-q"], capture_output=True, text=True, env=env, timeout=120)
-    assert again.returncode == 0
-    row = next(line.split() for line in again.stdout.splitlines() if line.startswith("trials"))
-    assert row[2] == "0"  # nothing copied the third time
-
-
-def by_uid_in(store: Store, uids: list[str]) -> dict[str, dict[str, Any]]:
-    return {d["uid"]: d for d in store.find(TRIALS, {"uid": {"$in": uids}})}

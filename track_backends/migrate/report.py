@@ -1,0 +1,171 @@
+"""What a migration did: per-collection counts, the verification verdict, a printable summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_PROBLEMS = 20
+"""How many problem messages a collection report keeps (the counts are always complete)."""
+
+_COPY_COLUMNS = ["source", "copied", "unchanged", "skipped", "overwritten", "bumped", "failed"]
+_VERIFY_COLUMNS = ["verified", "kept", "missing", "differing"]
+
+
+@dataclass
+class CollectionReport:
+    """What a migration did to one collection.
+
+    Attributes:
+        name: The collection.
+        source: Matching source documents when the migration started.
+        copied: Inserted into the destination (new uid there).
+        unchanged: Already in the destination with the same content (or, with ``bump``, a bumped
+            copy of it already there); nothing written.
+        skipped: Conflicts left as the destination has them (``skip``, or ``bump`` on projects
+            and groups).
+        overwritten: Conflicts replaced by the source's document (``overwrite``).
+        bumped: Conflicting trials stored as a new revision (``bump``).
+        failed: Documents the destination refused; see ``problems``.
+        scanned: Source documents looked at by verification.
+        verified: Found in the destination with the source's checksum (or as a bumped copy).
+        kept: Found with other content, kept on purpose (``skip``).
+        missing: Not found in the destination.
+        differing: Found with other content although the policy should have copied it.
+        problems: The first :data:`MAX_PROBLEMS` messages about failed or mismatched documents.
+        conflicts: The uids of the first :data:`MAX_PROBLEMS` conflicts that were skipped.
+    """
+
+    name: str
+    source: int = 0
+    copied: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    overwritten: int = 0
+    bumped: int = 0
+    failed: int = 0
+    scanned: int = 0
+    verified: int = 0
+    kept: int = 0
+    missing: int = 0
+    differing: int = 0
+    problems: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    def problem(self, message: str) -> None:
+        """Record a problem message (only the first :data:`MAX_PROBLEMS` are kept)."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(message)
+
+    def fail(self, message: str) -> None:
+        """Count a document the destination refused, and record why."""
+        self.failed += 1
+        self.problem(message)
+
+    def skip(self, uid: str) -> None:
+        """Count a conflict kept as the destination has it (the first uids are recorded)."""
+        self.skipped += 1
+        if len(self.conflicts) < MAX_PROBLEMS:
+            self.conflicts.append(uid)
+
+    @property
+    def mismatched(self) -> bool:
+        """Whether verification found a document missing or different, or a write failed."""
+        return bool(self.missing or self.differing or self.failed)
+
+
+@dataclass
+class MigrationReport:
+    """The outcome of :func:`~track_backends.migrate.migrate`.
+
+    Attributes:
+        source: The source, as a URI with its password masked (or the store's ``repr``).
+        destination: The destination, likewise.
+        on_conflict: The conflict policy.
+        dry_run: Nothing was written; the counts say what would have happened.
+        verification: ``True`` when every check passed, ``False`` on a mismatch, ``None`` when
+            verification did not run (dry run, or ``verify=False``).
+        collections: Per collection (:data:`~track_backends.migrate.COLLECTIONS`), what happened.
+        seconds: Wall time of the migration.
+    """
+
+    source: str
+    destination: str
+    on_conflict: str
+    dry_run: bool
+    verification: bool | None = None
+    collections: dict[str, CollectionReport] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """No write failed and verification (when it ran) passed."""
+        return self.verification is not False and not any(c.failed for c in self.collections.values())
+
+    def total(self, attr: str) -> int:
+        """Sum of one counter over the collections, e.g. ``report.total("copied")``."""
+        return sum(getattr(c, attr) for c in self.collections.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "on_conflict": self.on_conflict,
+            "dry_run": self.dry_run,
+            "verification": self.verification,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "collections": {
+                name: {k: v for k, v in vars(c).items() if k != "name"} for name, c in self.collections.items()
+            },
+        }
+
+    def summary(self) -> str:
+        """A human-readable table of the counts and the verification verdict."""
+        what = "dry run: nothing was written; counts say what would happen" if self.dry_run else "migrated"
+        lines = [f"{what}: {self.source} -> {self.destination} (on conflict: {self.on_conflict})"]
+        lines += self._table()
+        lines.append(self._verdict())
+        lines += self._notes()
+        if any(c.failed for c in self.collections.values()):
+            lines.append(f"failed: {self.total('failed')} documents were refused by the destination")
+        lines.append(f"time: {self.seconds:.2f} s")
+        return "\n".join(lines)
+
+    def _table(self) -> list[str]:
+        cols = _COPY_COLUMNS + (_VERIFY_COLUMNS if self.verification is not None else [])
+        header = ["collection", *cols]
+        rows = [[c.name, *(str(getattr(c, k)) for k in cols)] for c in self.collections.values()]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        return [
+            "  ".join(r[0].ljust(widths[0]) if i == 0 else r[i].rjust(widths[i]) for i in range(len(r)))
+            for r in [header, *rows]
+        ]
+
+    def _verdict(self) -> str:
+        if self.verification is None:
+            return "verification: not run" + (" (dry run)" if self.dry_run else "")
+        if self.verification:
+            return f"verification: OK ({self.total('scanned')} source documents: counts and checksums match)"
+        bad = [
+            f"{c.name}: {c.missing} missing, {c.differing} differing"
+            for c in self.collections.values()
+            if c.missing or c.differing
+        ]
+        return "verification: MISMATCH (" + ("; ".join(bad) or "counts differ") + ")"
+
+    def _notes(self) -> list[str]:
+        lines = []
+        for c in self.collections.values():
+            if c.scanned != c.source and self.verification is not None:
+                lines.append(
+                    f"note: {c.name}: the source had {c.source} documents at the start, {c.scanned} at the end"
+                )
+            lines += [f"{c.name}: {p}" for p in c.problems]
+            if c.skipped:
+                more = f" and {c.skipped - len(c.conflicts)} more" if c.skipped > len(c.conflicts) else ""
+                lines.append(
+                    f"{c.name}: {c.skipped} conflicts kept as the destination has them: {', '.join(c.conflicts)}{more}"
+                )
+        return lines
