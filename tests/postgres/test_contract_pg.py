@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from track_backends.testing import ClaimContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
 
 
-class TestPostgres(StoreContract, ProtocolContract):
+class TestPostgres(StoreContract, ProtocolContract, LeaseContract):
     multiprocess = True
 
     @pytest.fixture

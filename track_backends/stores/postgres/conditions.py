@@ -24,6 +24,7 @@ A simple condition compiles to SQL with the values as parameters:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from psycopg import sql
@@ -92,10 +93,20 @@ class ConditionCompiler(PathCompiler):
         if value is None:
             return self.eq(src, None) if op in ("$gte", "$lte") else Cond(FALSE)
         t = type(value)
+        if t is float and not math.isfinite(value):
+            return self._order_special(src, op, value)
         if t is bool or t is int or t is float:
             kind = sql.Literal("boolean" if t is bool else "number")
             v = self.p.jsonb(value)
             sym = sql.SQL(_SYMBOLS[op])
+            if t is not bool:  # a finite bound: an infinity on the right side also matches
+                inf = self.p.jsonb(math.inf if op in ("$gt", "$gte") else -math.inf)
+                return self.any_value(
+                    src,
+                    lambda x: sql.SQL("((jsonb_typeof({x}) = 'number' AND {x} {sym} {v}) OR {x} = {inf})").format(
+                        x=x, sym=sym, v=v, inf=inf
+                    ),
+                )
             return self.any_value(
                 src,
                 lambda x: sql.SQL("(jsonb_typeof({x}) = {k} AND {x} {sym} {v})").format(x=x, k=kind, sym=sym, v=v),
@@ -112,6 +123,20 @@ class ConditionCompiler(PathCompiler):
             )
         kind = sql.Literal("object" if t is dict else "array")
         return self.any_value(src, lambda x: sql.SQL("jsonb_typeof({}) = {}").format(x, kind), exact=False)
+
+    def _order_special(self, src: Source, op: str, value: float) -> Cond:
+        """``$gt``... against NaN or an infinity, as MongoDB decides (see :mod:`track_backends.query.values`).
+
+        NaN is only ``$gte``/``$lte`` itself. Beyond an infinity there is nothing; short of it
+        lie every finite number and the other infinity (never NaN).
+        """
+        inclusive = op in ("$gte", "$lte")
+        if value != value or (op in ("$gt", "$gte")) == (value > 0):  # NaN, or past an infinity
+            return self.eq(src, value) if inclusive else Cond(FALSE)
+        ends = self.p.add([dumps(-value), *([dumps(value)] if inclusive else [])], "jsonb[]")
+        return self.any_value(
+            src, lambda x: sql.SQL("(jsonb_typeof({x}) = 'number' OR {x} = ANY({e}))").format(x=x, e=ends)
+        )
 
     def regex(self, src: Source, node: Regex) -> Cond:
         translated = pg_regex(node.pattern, node.options) if self.d.regex else None

@@ -6,6 +6,14 @@ order (user keys never start with ``$``), so JSONB equality of two encoded value
 order-sensitive equality. Floats are written so that PostgreSQL's ``numeric`` prints them back
 with a decimal point (and integers without one), so types survive a round trip.
 
+JSONB cannot hold NaN or the infinities either: each is stored as ``{"$n": "NaN"}``,
+``{"$n": "Infinity"}`` or ``{"$n": "-Infinity"}`` (:data:`SPECIAL_KEY`), which queries and
+sorts treat as numbers.
+
+>>> dumps({"loss": float("nan"), "lr": [float("-inf")]})
+'{"loss":{"$n":"NaN"},"lr":[{"$n":"-Infinity"}],"$o":["loss","lr"]}'
+>>> loads('{"$n":"Infinity"}')
+inf
 >>> dumps({"b": 1, "a": [1e16, 2.5]})
 '{"b":1,"a":[10000000000000000.0,2.5],"$o":["b","a"]}'
 >>> loads('{"a":[1.0],"b":1,"$o":["b","a"]}')
@@ -15,6 +23,7 @@ with a decimal point (and integers without one), so types survive a round trip.
 from __future__ import annotations
 
 import json
+import math
 import re
 from decimal import Decimal
 from typing import Any
@@ -23,6 +32,25 @@ ORDER_KEY = "$o"
 """The key under which an encoded object lists its keys in order."""
 
 _CONTAINERS = (dict, list)
+SPECIAL_KEY = "$n"
+"""The key of the object that stands for NaN, ``Infinity`` or ``-Infinity``."""
+
+
+def special(value: float) -> dict[str, str]:
+    """The JSONB stand-in of a non-finite float."""
+    return {SPECIAL_KEY: "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
+
+
+def _mark_specials(value: Any) -> Any:
+    """``value`` with its non-finite floats replaced by their stand-ins (a copy where needed)."""
+    t = type(value)
+    if t is float and not math.isfinite(value):
+        return special(value)
+    if t is dict:
+        return {k: _mark_specials(v) for k, v in value.items()}
+    if t is list:
+        return [_mark_specials(v) for v in value]
+    return value
 
 
 def _mark(value: Any) -> Any:
@@ -76,14 +104,19 @@ def dumps(value: Any, *, owned: bool = False) -> str:
         _mark_inplace(value)
     else:
         value = _mark(value)
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or an infinity somewhere: rare, so looked for only now
+        text = json.dumps(_mark_specials(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if "e" in text or "E" in text:
         if "e+" in text or "E+" in text or re.search(r"\de\d", text):
             text = _STRING_OR_BIG.sub(_fix_exponent, text)
     return text
 
 
-def _reorder(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _reorder(pairs: list[tuple[str, Any]]) -> Any:
+    if len(pairs) == 1 and pairs[0][0] == SPECIAL_KEY:
+        return float(pairs[0][1])
     d = dict(pairs)
     order = d.pop(ORDER_KEY, None)
     if order is None:

@@ -11,14 +11,22 @@ from ...query.paths import split_path
 from ...query.sort import SortSpec
 from ...query.values import ARRAY, BOOL, NULL, NUMBER, OBJECT, STRING
 from .fragments import POSTGRES, Dialect, Params, array_index
+from .jsonb import SPECIAL_KEY
 from .sources import PathCompiler
 
 UNORDERED_BRACKETS = frozenset((OBJECT, ARRAY))
 """Type brackets whose MongoDB order SQL does not reproduce (documents and arrays as sort keys)."""
 
+_SPECIAL = f"(jsonb_typeof({{v}}) = 'object' AND {{v}} ? '{SPECIAL_KEY}')"
 _BRACKET_SQL = (
+    f"CASE WHEN {_SPECIAL} THEN {NUMBER} ELSE "
     f"CASE jsonb_typeof({{v}}) WHEN 'number' THEN {NUMBER} WHEN 'string' THEN {STRING} WHEN 'object' THEN {OBJECT} "
-    f"WHEN 'array' THEN {ARRAY} WHEN 'boolean' THEN {BOOL} ELSE {NULL} END"
+    f"WHEN 'array' THEN {ARRAY} WHEN 'boolean' THEN {BOOL} ELSE {NULL} END END"
+)
+_NUMBER_SQL = (  # NaN first (below -Infinity, as MongoDB sorts it), then the value, infinities included
+    f" CASE WHEN {_SPECIAL} AND {{v}} ->> '{SPECIAL_KEY}' = 'NaN' THEN 0 ELSE 1 END AS x,"
+    " CASE WHEN jsonb_typeof({v}) = 'number' THEN {v}::numeric"
+    f" WHEN {_SPECIAL} AND {{v}} ->> '{SPECIAL_KEY}' <> 'NaN' THEN ({{v}} ->> '{SPECIAL_KEY}')::numeric END AS n,"
 )
 
 
@@ -82,16 +90,15 @@ def _sort_key(comp: PathCompiler, doc: sql.Composable, path: str, d: sql.Composa
     ).format(rv=rv, rows=rows, r=r, el=el)
     fv = sql.SQL("{}.v").format(f)
     cols = sql.SQL(
-        "SELECT {f}.e AS e, " + _BRACKET_SQL + " AS b,"
-        " CASE WHEN jsonb_typeof({v}) = 'number' THEN {v}::numeric END AS n,"
+        "SELECT {f}.e AS e, " + _BRACKET_SQL + " AS b," + _NUMBER_SQL + ""
         " CASE WHEN jsonb_typeof({v}) = 'string' THEN {s} END AS s,"
         " CASE WHEN jsonb_typeof({v}) = 'boolean' THEN {v}::boolean END AS o"
     ).format(f=f, v=fv, s=comp.c(sql.SQL("({} #>> '{{}}')").format(fv)))
-    inner_order = sql.SQL("e{d}, b{d}, n{d}, s{d}, o{d}").format(d=d)
+    inner_order = sql.SQL("e{d}, b{d}, x{d}, n{d}, s{d}, o{d}").format(d=d)
     join = sql.SQL(" LEFT JOIN LATERAL ({cols} FROM ({reps}) {f}(e, v) ORDER BY {io} LIMIT 1) {k} ON true").format(
         cols=cols, reps=reps, f=f, io=inner_order, k=k
     )
-    order = sql.SQL("COALESCE({k}.e, 1){d}, COALESCE({k}.b, {null}){d}, {k}.n{d}, {k}.s{d}, {k}.o{d}").format(
+    order = sql.SQL("COALESCE({k}.e, 1){d}, COALESCE({k}.b, {null}){d}, {k}.x{d}, {k}.n{d}, {k}.s{d}, {k}.o{d}").format(
         k=k, d=d, null=sql.SQL(str(NULL))
     )
     return join, order, sql.SQL("COALESCE({}.b, {})").format(k, sql.SQL(str(NULL)))

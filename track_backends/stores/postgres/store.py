@@ -16,11 +16,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ...clock import ServerClock
 from ...encoding import encode, prepare_document
 from ...errors import QueryError, StoreError
-from ...query import apply_update, parse, parse_projection, parse_sort, parse_update, predicate_for, project
+from ...query import apply_update, parse_projection, parse_sort, predicate_for, project
 from ...query.ast import Node
-from ...query.cache import ParseCache, cache_key
+from ...query.cache import QUERIES, UPDATES, cache_key
 from ...query.sort import SortSpec, sort_documents
 from ...query.update import Update, upsert_seed
 from ...store import Document, Query, Store, check_collection, check_index_keys, check_limit
@@ -59,8 +60,25 @@ class PostgresStore(Store):
         self._run = self._conns.run
         self._colls = self._layout.collections
         self._stmts = StatementCache()
-        self._nodes: ParseCache[Node] = ParseCache(lambda q: parse(q or {}))
-        self._updates: ParseCache[Update] = ParseCache(parse_update)
+        self._nodes = QUERIES
+        self._updates = UPDATES
+        self._clock = ServerClock(self._server_time)
+
+    def _server_time(self) -> float:
+        def read(conn: psycopg.Connection) -> float:
+            row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+            assert row is not None
+            return float(row[0])
+
+        return self._run(read, read=True)
+
+    def now(self) -> float:
+        """The server's clock (``clock_timestamp()``), which decides when leases expire.
+
+        Raises:
+            StoreUnavailableError: The server cannot be reached, or the store is closed.
+        """
+        return self._clock.now()
 
     @property
     def retries(self) -> int:
@@ -308,9 +326,9 @@ class PostgresStore(Store):
                 concurrent inserts.
         """
         check_collection(collection)
-        qkey, ukey = cache_key(query), cache_key(update)
+        qkey = cache_key(query)
         node = self._nodes.get(query, qkey)
-        upd = self._updates.get(update, ukey)
+        upd = self._updates.get(update)
         c = self._colls.get(collection) or self._coll(collection, True)
         assert c is not None
         qshape, subst = shape(node, qkey)
@@ -345,9 +363,9 @@ class PostgresStore(Store):
             StoreError: Any other failure of the server.
         """
         check_collection(collection)
-        qkey, ukey = cache_key(query), cache_key(update)
+        qkey = cache_key(query)
         node = self._nodes.get(query, qkey)
-        upd = self._updates.get(update, ukey)
+        upd = self._updates.get(update)
         spec = parse_sort(sort)
         c = self._colls.get(collection) or self._coll(collection, True)
         assert c is not None
