@@ -87,3 +87,25 @@ def check_outcome(uri: str, group: str, trials: int = 60) -> None:
         for old in d.get("previous_attempts", []):
             assert old["token"] < token
             assert all(v == float(old["token"] * 1000 + s) for s, v in old["metrics"].get("loss", []))
+
+
+SKEWED = str(Path(__file__).with_name("skewed_reserve.py"))
+
+
+def skewed_reserve(uri: str, group: str, shift: float) -> str:
+    """Reserve from a child process whose ``time.time`` is off by ``shift`` seconds; its uid or ``"none"``."""
+    out = subprocess.run([sys.executable, SKEWED, uri, group, str(shift)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def check_clock_skew(uri: str) -> None:
+    """A client an hour ahead takes no live lease; a client an hour behind still takes a dead one."""
+    group = seed(uri, 1, group="skew")
+    with get_protocol(uri) as proto:
+        live = proto.reserve_trial({"group_id": group}, lease=30)
+        assert live is not None
+        assert skewed_reserve(uri, group, +3600) == "none"
+        proto.heartbeat(live, lease=0.5)
+        time.sleep(1.0)
+    assert skewed_reserve(uri, group, -3600) == live.uid
