@@ -28,7 +28,6 @@ the generation and the snapshot size), then records; see :mod:`.codecs`.
 from __future__ import annotations
 
 import errno
-import fcntl
 import glob
 import logging
 import math
@@ -42,6 +41,7 @@ from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, Store
 from ..store import DEFAULT_INDEXES
 from ..uri import StoreURI
 from .codecs import CODECS, FORMAT_VERSION, BadFrame, NotAJournal, header_line, read_header
+from .filelock import FileLock
 from .gcpause import gc_paused
 from .memory import MemoryStore
 
@@ -52,8 +52,7 @@ DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024
 _READ_CHUNK = 16 * 1024 * 1024
 _GC_PAUSE_BYTES = 1 << 20
 _SNAPSHOT_CHUNK = 1000  # documents per snapshot record
-_BACKOFF_START = 50e-6
-_BACKOFF_MAX = 2e-3
+_HOLDER = "another process or thread holds it; raise lock_timeout=... in the URI to wait longer"
 _URI_OPTIONS = frozenset({"lock_timeout", "fsync", "compact_bytes"})
 
 
@@ -115,7 +114,7 @@ class JournalStore(MemoryStore):
         self._snap_end = 0  # end of the snapshot in the current file
         self._compact_after = 0  # offset past which we compact
         self._want_compact = False
-        self._lock_fd: int | None = None
+        self._flock = FileLock(self.lock_path, holder=_HOLDER)
         self._depth = 0  # nesting of _reading/_writing in this process (under self._lock)
         self._exclusive = False
         self._pid = os.getpid()
@@ -125,7 +124,7 @@ class JournalStore(MemoryStore):
         if os.path.isdir(self.path):
             raise StoreError(f"cannot open journal {self.path}: it is a directory")
         try:
-            self._open_lock_file()
+            self._flock.open()
             self._create_if_missing()
             with self._reading():
                 pass
@@ -134,57 +133,17 @@ class JournalStore(MemoryStore):
             raise
 
     # -- files and locks -------------------------------------------------------------------------
-    def _open_lock_file(self) -> None:
-        try:
-            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        except OSError as e:
-            raise StoreError(f"cannot open lock file {self.lock_path}: {e.strerror}") from e
-
     def _after_fork(self) -> None:
-        """A forked child shares its parent's open file descriptions, hence its flocks: reopen."""
+        """A forked child must not use its parent's data file description: reload from disk."""
         self._pid = os.getpid()
-        for fd in (self._fd, self._lock_fd):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._fd = self._lock_fd = None
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = None
         self._ident = None
         self._depth = 0
-        self._open_lock_file()
-
-    def _timeout(self, what: str) -> LockTimeoutError:
-        return LockTimeoutError(
-            f"timed out after {self.lock_timeout:g} s waiting for {what} on {self.lock_path} "
-            "(another process or thread holds it; raise lock_timeout=... in the URI to wait longer)"
-        )
-
-    def _flock(self, exclusive: bool, deadline: float) -> None:
-        """Take the file lock, polling with exponential backoff until ``deadline``."""
-        assert self._lock_fd is not None
-        op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        delay = _BACKOFF_START
-        while True:
-            try:
-                fcntl.flock(self._lock_fd, op)
-                return
-            except BlockingIOError:
-                pass
-            except OSError as e:
-                raise StoreError(f"cannot lock {self.lock_path}: {e.strerror}") from e
-            now = time.monotonic()
-            if now >= deadline:
-                raise self._timeout("the exclusive lock" if exclusive else "the shared lock")
-            time.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _BACKOFF_MAX)
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            except OSError:  # pragma: no cover - only if the fd is gone
-                pass
 
     def _create_if_missing(self) -> None:
         """Create the journal (header only) if it is missing or empty, under the exclusive lock."""
@@ -193,17 +152,13 @@ class JournalStore(MemoryStore):
                 return
         except FileNotFoundError:
             pass
-        with self._lock:
-            self._flock(True, time.monotonic() + self.lock_timeout)
+        with self._lock, self._flock.held(True, self.lock_timeout):
             try:
-                try:
-                    if os.stat(self.path).st_size > 0:
-                        return  # another process created it meanwhile
-                except FileNotFoundError:
-                    pass
-                self._write_file(header_line(self._codec.name, 0, 0), [])
-            finally:
-                self._unlock()
+                if os.stat(self.path).st_size > 0:
+                    return  # another process created it meanwhile
+            except FileNotFoundError:
+                pass
+            self._write_file(header_line(self._codec.name, 0, 0), [])
 
     def _write_file(self, header: bytes, chunks: list[bytes]) -> None:
         """Write a whole journal file to a temporary file, then rename it over the journal."""
@@ -365,7 +320,10 @@ class JournalStore(MemoryStore):
     def _locked(self, exclusive: bool) -> Iterator[None]:
         deadline = time.monotonic() + self.lock_timeout
         if not self._lock.acquire(timeout=self.lock_timeout):
-            raise self._timeout("another thread of this process to release the store")
+            raise LockTimeoutError(
+                f"timed out after {self.lock_timeout:g} s waiting for another thread of this process to release "
+                f"the journal {self.path}"
+            )
         try:
             self._check_open()
             if self._depth:  # nested call in the same thread: the lock is already ours
@@ -379,7 +337,7 @@ class JournalStore(MemoryStore):
                 return
             if os.getpid() != self._pid:
                 self._after_fork()
-            self._flock(exclusive, deadline)
+            self._flock.acquire(exclusive, self.lock_timeout, deadline)
             self._depth, self._exclusive = 1, exclusive
             try:
                 self._catch_up(exclusive)
@@ -388,7 +346,7 @@ class JournalStore(MemoryStore):
                     self._auto_compact()
             finally:
                 self._depth, self._exclusive = 0, False
-                self._unlock()
+                self._flock.release()
         finally:
             self._lock.release()
 
@@ -479,14 +437,14 @@ class JournalStore(MemoryStore):
         """Do nothing: every write is already durable when it returns."""
 
     def _close_fds(self) -> None:
-        for fd in (self._fd, self._lock_fd):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._fd = self._lock_fd = None
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = None
         self._ident = None
+        self._flock.close()
 
     def close(self) -> None:
         """Close the journal and its lock file; later calls raise StoreUnavailableError."""
