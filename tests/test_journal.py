@@ -712,6 +712,70 @@ def test_missing_directory(tmp_path: Path, codec: str) -> None:
     assert not (tmp_path / "nope").exists()
 
 
+def test_create_false_refuses_a_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a relative path opened from another directory
+    uri = parse_uri(f"{codec}:runs.db?create=false")
+    opener = {"pickled": pickled_from_uri, "file": file_from_uri}[codec]
+    with pytest.raises(StoreUnavailableError, match="create=false") as info:
+        opener(uri)
+    assert str(elsewhere / "runs.db") in str(info.value)
+    with pytest.raises(StoreUnavailableError, match="no journal at"):
+        JournalStore(str(tmp_path / "missing.db"), codec, create=False)
+    assert os.listdir(elsewhere) == [] and not (tmp_path / "missing.db").exists()
+    assert not (tmp_path / "missing.db.lock").exists()
+
+    JournalStore(str(elsewhere / "runs.db"), codec).close()  # once it exists, create=false opens it
+    with opener(uri) as s:
+        s.insert("trials", {"uid": "a"})
+    with pytest.raises(InvalidURIError):
+        opener(parse_uri(f"{codec}:runs.db?create=perhaps"))
+
+
+def test_home_directory_in_uri_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir("/")
+    opener = {"pickled": pickled_from_uri, "file": file_from_uri}[codec]
+    with opener(parse_uri(f"{codec}:~/runs.db")) as s:
+        assert s.path == str(tmp_path / "runs.db")
+        s.insert("trials", {"uid": "a"})
+    assert (tmp_path / "runs.db").exists() and not os.path.exists("~")
+    with opener(parse_uri(f"{codec}:~/runs.db?create=false")) as s:
+        assert s.count("trials") == 1
+    assert parse_uri(f"{codec}:%7E/runs.db").path == str(tmp_path / "runs.db")
+    assert parse_uri(f"{codec}:///tmp/~/runs.db").path == "/tmp/~/runs.db"  # only a leading ~
+    assert parse_uri("mongomock:~/x").path == "~/x"  # only file paths
+
+
+def test_reading_an_empty_file_leaves_it_empty(tmp_path: Path, codec: str) -> None:
+    p = tmp_path / ("empty.pkl" if codec == "pickled" else "empty.jsonl")
+    p.touch()
+    reader = JournalStore(str(p), codec)
+    assert reader.find("trials") == [] and reader.count("trials") == 0
+    assert reader.find_one_and_update("trials", {"uid": "x"}, {"$set": {"a": 1}}) is None
+    with JournalStore(str(p), codec, create=False) as again:
+        assert again.find_one("trials", {"uid": "x"}) is None
+    assert p.stat().st_size == 0
+
+    writer = JournalStore(str(p), codec)
+    writer.insert("trials", {"uid": "a"})
+    assert read_header(p.read_bytes())[0]["codec"] == codec
+    assert [d["uid"] for d in reader.find("trials")] == ["a"]  # the reader notices the header
+    reader.insert("trials", {"uid": "b"})
+    assert writer.count("trials") == 2
+    reader.close()
+    writer.close()
+
+
+def test_cli_ls_of_an_empty_file_leaves_it_empty(tmp_path: Path, codec: str) -> None:
+    p = tmp_path / ("empty.pkl" if codec == "pickled" else "empty.jsonl")
+    p.touch()
+    cli = run_py("from track_backends.cli import main; raise SystemExit(main())", "ls", f"{codec}://{p}")
+    assert cli.wait(60) == 0
+    assert p.stat().st_size == 0
+
+
 @pytest.mark.parametrize("factory,scheme", [(pickled_from_uri, "pickled"), (file_from_uri, "file")])
 def test_uri_factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory: Any, scheme: str) -> None:
     s = factory(parse_uri(f"{scheme}://{tmp_path}/a%20b.db?lock_timeout=0.5&fsync=false&compact_bytes=1000"))

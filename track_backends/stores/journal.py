@@ -5,7 +5,7 @@ Every write is planned there, then appended to a journal file as one checksummed
 flushed with ``fdatasync`` before the call returns; only then is it applied in memory.
 
 Concurrency: processes (and several stores in one process) share a journal through an
-``fcntl.flock`` on ``<path>.lock``, a file that is never deleted. A write holds the lock
+``fcntl.flock`` on ``<path>.lock`` (:mod:`.filelock`), a file that is never deleted. A write holds the lock
 exclusively, a read holds it shared; either first replays the records that others appended since
 this store last looked (one ``stat`` when nothing changed). Lock waits poll with exponential
 backoff and give up after ``lock_timeout`` seconds with :class:`LockTimeoutError`.
@@ -22,7 +22,9 @@ processes notice the new inode and reload. The header of each file carries a gen
 that compaction increments.
 
 File layout: a header line (a checksummed JSON line naming the format, its version, the codec,
-the generation and the snapshot size), then records; see :mod:`.codecs`.
+the generation and the snapshot size), then records; see :mod:`.codecs`. An empty file is an
+empty journal that nothing has written to yet: opening and reading it leave it empty, and the
+first write gives it its header (written to a temporary file and renamed, like a snapshot).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, StoreError
+from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, StoreError, StoreUnavailableError
 from ..store import DEFAULT_INDEXES
 from ..uri import StoreURI
 from .codecs import CODECS, FORMAT_VERSION, BadFrame, NotAJournal, header_line, read_header
@@ -53,7 +55,16 @@ _READ_CHUNK = 16 * 1024 * 1024
 _GC_PAUSE_BYTES = 1 << 20
 _SNAPSHOT_CHUNK = 1000  # documents per snapshot record
 _HOLDER = "another process or thread holds it; raise lock_timeout=... in the URI to wait longer"
-_URI_OPTIONS = frozenset({"lock_timeout", "fsync", "compact_bytes"})
+_URI_OPTIONS = frozenset({"lock_timeout", "fsync", "compact_bytes", "create"})
+
+
+def _check_arguments(codec: str, lock_timeout: float, compact_bytes: int) -> None:
+    if codec not in CODECS:
+        raise ValueError(f"unknown journal codec {codec!r}; expected one of {sorted(CODECS)}")
+    if type(lock_timeout) not in (int, float) or not math.isfinite(lock_timeout) or lock_timeout < 0:
+        raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}")
+    if type(compact_bytes) is not int or compact_bytes < 0:
+        raise ValueError(f"compact_bytes must be an int >= 0, got {compact_bytes!r}")
 
 
 def _fsync_dir(directory: str) -> None:
@@ -67,9 +78,13 @@ def _fsync_dir(directory: str) -> None:
 class JournalStore(MemoryStore):
     """A durable, multi-process store: an in-memory engine plus an append-only journal file.
 
+    Opening and reading never modify the journal file: a missing file is created with its header
+    (unless ``create=False``), and an existing empty file is read as an empty store and gets its
+    header on the first write.
+
     Args:
-        path: The journal file. It is created (with its parent directory required to exist) if
-            missing or empty. ``<path>.lock`` is created next to it and never deleted.
+        path: The journal file; its parent directory must exist. ``<path>.lock`` is created next
+            to it and never deleted.
         codec: ``"pickled"`` (binary pickle frames) or ``"file"`` (JSON lines, readable by ``jq``).
         lock_timeout: Seconds to wait for the file lock before raising LockTimeoutError.
         fsync: Flush each write to disk before returning. ``False`` is faster but UNSAFE: a power
@@ -77,8 +92,11 @@ class JournalStore(MemoryStore):
         compact_bytes: Journal growth since the last snapshot, in bytes, after which the journal
             is compacted automatically (it must also exceed twice the snapshot). 0 disables
             automatic compaction.
+        create: Create the file when it is missing. With ``False``, a missing file is an error
+            and nothing is created (not even the lock file).
 
     Raises:
+        StoreUnavailableError: ``create=False`` and the file does not exist.
         StoreError: The directory does not exist or the files cannot be opened.
         CorruptStoreError: The file exists and is not a journal of this codec.
         LockTimeoutError: The lock could not be taken within ``lock_timeout``.
@@ -92,14 +110,10 @@ class JournalStore(MemoryStore):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         fsync: bool = True,
         compact_bytes: int = DEFAULT_COMPACT_BYTES,
+        create: bool = True,
     ) -> None:
         super().__init__()
-        if codec not in CODECS:
-            raise ValueError(f"unknown journal codec {codec!r}; expected one of {sorted(CODECS)}")
-        if type(lock_timeout) not in (int, float) or not math.isfinite(lock_timeout) or lock_timeout < 0:
-            raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}")
-        if type(compact_bytes) is not int or compact_bytes < 0:
-            raise ValueError(f"compact_bytes must be an int >= 0, got {compact_bytes!r}")
+        _check_arguments(codec, lock_timeout, compact_bytes)
         self.scheme = codec
         self._codec = CODECS[codec]
         self.path = os.path.realpath(os.fspath(path))  # compaction must replace the file, not a link
@@ -110,7 +124,7 @@ class JournalStore(MemoryStore):
         self.generation = 0
         self._fd: int | None = None  # data file, O_APPEND
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of self._fd
-        self._offset = 0  # end of the last record applied
+        self._offset = 0  # end of the last record applied; 0 while the file is empty (no header)
         self._snap_end = 0  # end of the snapshot in the current file
         self._compact_after = 0  # offset past which we compact
         self._want_compact = False
@@ -118,19 +132,28 @@ class JournalStore(MemoryStore):
         self._depth = 0  # nesting of _reading/_writing in this process (under self._lock)
         self._exclusive = False
         self._pid = os.getpid()
-        directory = os.path.dirname(self.path)
-        if not os.path.isdir(directory):
-            raise StoreError(f"cannot open journal {self.path}: directory {directory} does not exist")
-        if os.path.isdir(self.path):
-            raise StoreError(f"cannot open journal {self.path}: it is a directory")
+        self._check_path(os.fspath(path), create)
         try:
             self._flock.open()
-            self._create_if_missing()
+            if create:
+                self._create_if_missing()
             with self._reading():
                 pass
         except BaseException:
             self._close_fds()
             raise
+
+    def _check_path(self, given: str, create: bool) -> None:
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise StoreError(f"cannot open journal {self.path}: directory {directory} does not exist")
+        if os.path.isdir(self.path):
+            raise StoreError(f"cannot open journal {self.path}: it is a directory")
+        if not create and not os.path.exists(self.path):
+            raise StoreUnavailableError(
+                f"no journal at {self.path} (given as {given!r}) and create=false: check the path "
+                "(a relative path is resolved against the current directory)"
+            )
 
     # -- files and locks -------------------------------------------------------------------------
     def _after_fork(self) -> None:
@@ -146,19 +169,12 @@ class JournalStore(MemoryStore):
         self._depth = 0
 
     def _create_if_missing(self) -> None:
-        """Create the journal (header only) if it is missing or empty, under the exclusive lock."""
-        try:
-            if os.stat(self.path).st_size > 0:
-                return
-        except FileNotFoundError:
-            pass
+        """Create the journal (header only) if it is missing, under the exclusive lock."""
+        if os.path.exists(self.path):
+            return
         with self._lock, self._flock.held(True, self.lock_timeout):
-            try:
-                if os.stat(self.path).st_size > 0:
-                    return  # another process created it meanwhile
-            except FileNotFoundError:
-                pass
-            self._write_file(header_line(self._codec.name, 0, 0), [])
+            if not os.path.exists(self.path):  # else another process created it meanwhile
+                self._write_file(header_line(self._codec.name, 0, 0), [])
 
     def _write_file(self, header: bytes, chunks: list[bytes]) -> None:
         """Write a whole journal file to a temporary file, then rename it over the journal."""
@@ -201,21 +217,7 @@ class JournalStore(MemoryStore):
             raise StoreError(f"cannot open journal {self.path}: {e.strerror}") from e
         try:
             st = os.fstat(fd)
-            head = os.pread(fd, 4096, 0)
-            try:
-                header, header_len = read_header(head)
-            except NotAJournal as e:
-                raise CorruptStoreError(f"{self.path} is not a track_backends journal: {e}") from None
-            if header["version"] > FORMAT_VERSION:
-                raise CorruptStoreError(
-                    f"{self.path} has journal format version {header['version']}; this version of "
-                    f"track_backends reads up to {FORMAT_VERSION}: upgrade it"
-                )
-            if header["codec"] != self._codec.name:
-                raise CorruptStoreError(
-                    f"{self.path} is a {header['codec']}: journal; open it as "
-                    f"{header['codec']}:{self.path} instead of {self._codec.name}:"
-                )
+            header, header_len = self._read_header(fd) if st.st_size else ({"generation": 0, "snapshot_bytes": 0}, 0)
         except BaseException:
             os.close(fd)
             raise
@@ -225,10 +227,28 @@ class JournalStore(MemoryStore):
         self._ident = (st.st_dev, st.st_ino)
         self._colls = {}
         self.generation = header["generation"]
-        self._offset = header_len
+        self._offset = header_len  # 0 for an empty file: it gets its header on the first write
         self._snap_end = header_len + header["snapshot_bytes"]
         self._set_compact_after()
         return st.st_size
+
+    def _read_header(self, fd: int) -> tuple[dict[str, Any], int]:
+        """Read and check the header of a non-empty journal file; return it and its length."""
+        try:
+            header, header_len = read_header(os.pread(fd, 4096, 0))
+        except NotAJournal as e:
+            raise CorruptStoreError(f"{self.path} is not a track_backends journal: {e}") from None
+        if header["version"] > FORMAT_VERSION:
+            raise CorruptStoreError(
+                f"{self.path} has journal format version {header['version']}; this version of "
+                f"track_backends reads up to {FORMAT_VERSION}: upgrade it"
+            )
+        if header["codec"] != self._codec.name:
+            raise CorruptStoreError(
+                f"{self.path} is a {header['codec']}: journal; open it as "
+                f"{header['codec']}:{self.path} instead of {self._codec.name}:"
+            )
+        return header, header_len
 
     def _set_compact_after(self) -> None:
         self._compact_after = self._snap_end + max(self.compact_bytes, 2 * self._snap_end)
@@ -242,7 +262,12 @@ class JournalStore(MemoryStore):
         except OSError as e:
             raise StoreError(f"cannot stat journal {self.path}: {e.strerror}") from e
         size = st.st_size
-        if self._fd is None or (st.st_dev, st.st_ino) != self._ident or size < self._offset:
+        if (
+            self._fd is None
+            or (st.st_dev, st.st_ino) != self._ident
+            or size < self._offset
+            or (self._offset == 0 and size > 0)  # an empty file got its header in place
+        ):
             if self._fd is not None:
                 log.debug("journal %s was replaced or shrank: reloading", self.path)
             self._ident = None  # until the reload completes
@@ -360,6 +385,9 @@ class JournalStore(MemoryStore):
         """Append ``record`` durably, then apply it in memory (called under the exclusive lock)."""
         assert self._fd is not None and self._exclusive
         data = self._codec.frame(record)
+        if self._offset == 0:  # an empty file: its header first
+            self._write_file(header_line(self._codec.name, 0, 0), [])
+            self._reopen_rewritten("after writing its header")
         start = self._offset
         try:
             view = memoryview(data)
@@ -400,20 +428,24 @@ class JournalStore(MemoryStore):
         snapshot_bytes = sum(len(c) for c in chunks)
         header = header_line(self._codec.name, self.generation + 1, snapshot_bytes)
         self._write_file(header, chunks)
+        self._reopen_rewritten("after compaction")
+        self.generation += 1
+        log.debug("compacted journal %s to %d bytes (generation %d)", self.path, self._offset, self.generation)
+
+    def _reopen_rewritten(self, when: str) -> None:
+        """Open the file that :meth:`_write_file` just renamed over the journal."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except OSError as e:
             self._ident = None
-            raise StoreError(f"cannot reopen journal {self.path} after compaction: {e.strerror}") from e
+            raise StoreError(f"cannot reopen journal {self.path} {when}: {e.strerror}") from e
         st = os.fstat(fd)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = fd
         self._ident = (st.st_dev, st.st_ino)
-        self.generation += 1
-        self._offset = self._snap_end = len(header) + snapshot_bytes
+        self._offset = self._snap_end = st.st_size  # what we just wrote: a header and a snapshot
         self._set_compact_after()
-        log.debug("compacted journal %s to %d bytes (generation %d)", self.path, self._offset, self.generation)
 
     def _auto_compact(self) -> None:
         try:
@@ -487,6 +519,7 @@ def _from_uri(uri: StoreURI, codec: str) -> JournalStore:
         lock_timeout=lock_timeout,
         fsync=uri.option("fsync", True, bool),
         compact_bytes=compact_bytes,
+        create=uri.option("create", True, bool),
     )
 
 
@@ -494,10 +527,14 @@ def pickled_from_uri(uri: StoreURI) -> JournalStore:
     """Registry factory for ``pickled:`` (pickle-framed journal).
 
     Options: ``lock_timeout`` (seconds, default 30), ``fsync`` (default true; false is unsafe on
-    power loss) and ``compact_bytes`` (default 4 MiB; 0 disables automatic compaction).
+    power loss), ``compact_bytes`` (default 4 MiB; 0 disables automatic compaction) and
+    ``create`` (default true; false refuses to open a file that does not exist). A path that
+    starts with ``~`` (``pickled:~/t.pkl``) is in the home directory.
 
     Raises:
         InvalidURIError: The URI names a host, has no path, or has an unknown or bad option.
+        StoreUnavailableError: ``create=false`` and the file does not exist.
+        StoreError: The file cannot be opened (see :class:`JournalStore`).
     """
     return _from_uri(uri, "pickled")
 
@@ -509,5 +546,7 @@ def file_from_uri(uri: StoreURI) -> JournalStore:
 
     Raises:
         InvalidURIError: The URI names a host, has no path, or has an unknown or bad option.
+        StoreUnavailableError: ``create=false`` and the file does not exist.
+        StoreError: The file cannot be opened (see :class:`JournalStore`).
     """
     return _from_uri(uri, "file")
