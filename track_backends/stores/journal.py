@@ -30,7 +30,6 @@ first write gives it its header (written to a temporary file and renamed, like a
 from __future__ import annotations
 
 import errno
-import glob
 import logging
 import math
 import os
@@ -42,7 +41,7 @@ from typing import Any
 from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, StoreError, StoreUnavailableError
 from ..store import DEFAULT_INDEXES
 from ..uri import StoreURI
-from .codecs import CODECS, FORMAT_VERSION, BadFrame, NotAJournal, header_line, read_header
+from .codecs import CODECS, EMPTY, BadFrame, check_header, header_line, write_file
 from .filelock import FileLock
 from .gcpause import gc_paused
 from .memory import MemoryStore
@@ -65,14 +64,6 @@ def _check_arguments(codec: str, lock_timeout: float, compact_bytes: int) -> Non
         raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}")
     if type(compact_bytes) is not int or compact_bytes < 0:
         raise ValueError(f"compact_bytes must be an int >= 0, got {compact_bytes!r}")
-
-
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class JournalStore(MemoryStore):
@@ -159,13 +150,7 @@ class JournalStore(MemoryStore):
     def _after_fork(self) -> None:
         """A forked child must not use its parent's data file description: reload from disk."""
         self._pid = os.getpid()
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-        self._fd = None
-        self._ident = None
+        self._close_data()
         self._depth = 0
 
     def _create_if_missing(self) -> None:
@@ -177,34 +162,9 @@ class JournalStore(MemoryStore):
                 self._write_file(header_line(self._codec.name, 0, 0), [])
 
     def _write_file(self, header: bytes, chunks: list[bytes]) -> None:
-        """Write a whole journal file to a temporary file, then rename it over the journal."""
-        directory = os.path.dirname(self.path)
-        for stale in glob.glob(glob.escape(self.path) + ".tmp-*"):  # under the exclusive lock: garbage
-            try:
-                os.unlink(stale)
-            except OSError:
-                pass
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-            try:
-                if self._fd is not None:  # keep the journal's permissions across compactions
-                    os.fchmod(fd, os.fstat(self._fd).st_mode & 0o7777)
-                with os.fdopen(fd, "wb", buffering=1 << 20, closefd=False) as f:
-                    f.write(header)
-                    for c in chunks:
-                        f.write(c)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            _fsync_dir(directory)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise StoreError(f"cannot write journal {self.path}: {e.strerror or e}") from e
+        """Replace the journal with a new file (under the exclusive lock), keeping its permissions."""
+        mode = os.fstat(self._fd).st_mode & 0o7777 if self._fd is not None else None
+        write_file(self.path, header, chunks, mode)
 
     # -- catching up -----------------------------------------------------------------------------
     def _open_data(self) -> int:
@@ -217,7 +177,9 @@ class JournalStore(MemoryStore):
             raise StoreError(f"cannot open journal {self.path}: {e.strerror}") from e
         try:
             st = os.fstat(fd)
-            header, header_len = self._read_header(fd) if st.st_size else ({"generation": 0, "snapshot_bytes": 0}, 0)
+            header, header_len = (
+                check_header(os.pread(fd, 4096, 0), self._codec.name, self.path) if st.st_size else EMPTY
+            )
         except BaseException:
             os.close(fd)
             raise
@@ -231,24 +193,6 @@ class JournalStore(MemoryStore):
         self._snap_end = header_len + header["snapshot_bytes"]
         self._set_compact_after()
         return st.st_size
-
-    def _read_header(self, fd: int) -> tuple[dict[str, Any], int]:
-        """Read and check the header of a non-empty journal file; return it and its length."""
-        try:
-            header, header_len = read_header(os.pread(fd, 4096, 0))
-        except NotAJournal as e:
-            raise CorruptStoreError(f"{self.path} is not a track_backends journal: {e}") from None
-        if header["version"] > FORMAT_VERSION:
-            raise CorruptStoreError(
-                f"{self.path} has journal format version {header['version']}; this version of "
-                f"track_backends reads up to {FORMAT_VERSION}: upgrade it"
-            )
-        if header["codec"] != self._codec.name:
-            raise CorruptStoreError(
-                f"{self.path} is a {header['codec']}: journal; open it as "
-                f"{header['codec']}:{self.path} instead of {self._codec.name}:"
-            )
-        return header, header_len
 
     def _set_compact_after(self) -> None:
         self._compact_after = self._snap_end + max(self.compact_bytes, 2 * self._snap_end)
@@ -468,14 +412,16 @@ class JournalStore(MemoryStore):
     def commit(self) -> None:
         """Do nothing: every write is already durable when it returns."""
 
-    def _close_fds(self) -> None:
-        if self._fd is not None:
+    def _close_data(self) -> None:
+        fd, self._fd, self._ident = self._fd, None, None
+        if fd is not None:
             try:
-                os.close(self._fd)
+                os.close(fd)
             except OSError:
                 pass
-        self._fd = None
-        self._ident = None
+
+    def _close_fds(self) -> None:
+        self._close_data()
         self._flock.close()
 
     def close(self) -> None:
