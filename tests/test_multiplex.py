@@ -24,6 +24,7 @@ from servers import ServerProcess, ServerStartError, free_port, mongo_ping_probe
 from track_backends import errors
 from track_backends.cli import main
 from track_backends.model import Project, Status, Trial, TrialGroup
+from track_backends.multiplexer import ProtocolMultiplexer
 from track_backends.registry import available_schemes, get_protocol, open_store
 from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
 from track_backends.stores.journal import JournalStore
@@ -31,7 +32,6 @@ from track_backends.stores.memory import MemoryStore
 from track_backends.stores.multiplex import (
     MirrorError,
     MultiplexStore,
-    ProtocolMultiplexer,
     multiplex_uri,
     parse_multiplex,
 )

@@ -35,7 +35,7 @@ from .uri import StoreURI, parse_uri
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ProtocolMultiplexer": "track_backends.stores.multiplex",
+    "ProtocolMultiplexer": "track_backends.multiplexer",
     "MultiplexStore": "track_backends.stores.multiplex",
     "MirrorError": "track_backends.stores.multiplex",
     "multiplex_uri": "track_backends.stores.multiplex",
