@@ -31,6 +31,7 @@ from track_backends.errors import (
     StoreUnavailableError,
 )
 from track_backends.stores.codecs import CODECS, read_header
+from track_backends.stores.filelock import FileLock
 from track_backends.stores.journal import JournalStore, file_from_uri, pickled_from_uri
 from track_backends.uri import parse_uri
 
@@ -499,6 +500,44 @@ def test_lock_timeout(path: str, codec: str) -> None:
     s.close()
     assert os.path.exists(path + ".lock")
     assert JournalStore(path, codec).count("trials") == 2
+
+
+def test_file_lock_shared_exclusive_and_timeout(tmp_path: Path) -> None:
+    lock_path = str(tmp_path / "x.lock")
+    a, b = FileLock(lock_path), FileLock(lock_path, holder="a test holds it")
+    a.acquire(False, 1)
+    b.acquire(False, 1)  # shared locks coexist
+    t0 = time.monotonic()
+    with pytest.raises(LockTimeoutError, match="a test holds it") as info:
+        b.acquire(True, 0.1)  # b's own shared lock converts, but a's blocks it
+    assert 0.09 <= time.monotonic() - t0 < 1.5
+    assert lock_path in str(info.value) and "0.1 s" in str(info.value) and "exclusive" in str(info.value)
+    a.release()
+    with b.held(True, 1):
+        with pytest.raises(LockTimeoutError, match="shared"):
+            a.acquire(False, 0)
+    a.acquire(True, 1)
+    a.close()
+    b.close()
+    assert os.path.exists(lock_path)  # never deleted
+
+
+def test_file_lock_after_fork(tmp_path: Path) -> None:
+    lock_path = str(tmp_path / "x.lock")
+    lock = FileLock(lock_path)
+    lock.acquire(True, 1)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            lock.acquire(True, 0.1)  # the parent's lock is not the child's
+        except LockTimeoutError:
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    lock.close()
 
 
 def test_lock_timeout_between_threads(path: str, codec: str) -> None:
