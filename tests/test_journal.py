@@ -31,6 +31,7 @@ from track_backends.errors import (
     StoreUnavailableError,
 )
 from track_backends.stores.codecs import CODECS, read_header
+from track_backends.stores.filelock import FileLock
 from track_backends.stores.journal import JournalStore, file_from_uri, pickled_from_uri
 from track_backends.uri import parse_uri
 
@@ -501,6 +502,44 @@ def test_lock_timeout(path: str, codec: str) -> None:
     assert JournalStore(path, codec).count("trials") == 2
 
 
+def test_file_lock_shared_exclusive_and_timeout(tmp_path: Path) -> None:
+    lock_path = str(tmp_path / "x.lock")
+    a, b = FileLock(lock_path), FileLock(lock_path, holder="a test holds it")
+    a.acquire(False, 1)
+    b.acquire(False, 1)  # shared locks coexist
+    t0 = time.monotonic()
+    with pytest.raises(LockTimeoutError, match="a test holds it") as info:
+        b.acquire(True, 0.1)  # b's own shared lock converts, but a's blocks it
+    assert 0.09 <= time.monotonic() - t0 < 1.5
+    assert lock_path in str(info.value) and "0.1 s" in str(info.value) and "exclusive" in str(info.value)
+    a.release()
+    with b.held(True, 1):
+        with pytest.raises(LockTimeoutError, match="shared"):
+            a.acquire(False, 0)
+    a.acquire(True, 1)
+    a.close()
+    b.close()
+    assert os.path.exists(lock_path)  # never deleted
+
+
+def test_file_lock_after_fork(tmp_path: Path) -> None:
+    lock_path = str(tmp_path / "x.lock")
+    lock = FileLock(lock_path)
+    lock.acquire(True, 1)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            lock.acquire(True, 0.1)  # the parent's lock is not the child's
+        except LockTimeoutError:
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    lock.close()
+
+
 def test_lock_timeout_between_threads(path: str, codec: str) -> None:
     s = JournalStore(path, codec, lock_timeout=0.2)
     held, release = threading.Event(), threading.Event()
@@ -709,6 +748,70 @@ def test_missing_directory(tmp_path: Path, codec: str) -> None:
     with pytest.raises(StoreError, match="does not exist"):
         JournalStore(str(tmp_path / "nope" / "s.db"), codec)
     assert not (tmp_path / "nope").exists()
+
+
+def test_create_false_refuses_a_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # a relative path opened from another directory
+    uri = parse_uri(f"{codec}:runs.db?create=false")
+    opener = {"pickled": pickled_from_uri, "file": file_from_uri}[codec]
+    with pytest.raises(StoreUnavailableError, match="create=false") as info:
+        opener(uri)
+    assert str(elsewhere / "runs.db") in str(info.value)
+    with pytest.raises(StoreUnavailableError, match="no journal at"):
+        JournalStore(str(tmp_path / "missing.db"), codec, create=False)
+    assert os.listdir(elsewhere) == [] and not (tmp_path / "missing.db").exists()
+    assert not (tmp_path / "missing.db.lock").exists()
+
+    JournalStore(str(elsewhere / "runs.db"), codec).close()  # once it exists, create=false opens it
+    with opener(uri) as s:
+        s.insert("trials", {"uid": "a"})
+    with pytest.raises(InvalidURIError):
+        opener(parse_uri(f"{codec}:runs.db?create=perhaps"))
+
+
+def test_home_directory_in_uri_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir("/")
+    opener = {"pickled": pickled_from_uri, "file": file_from_uri}[codec]
+    with opener(parse_uri(f"{codec}:~/runs.db")) as s:
+        assert s.path == str(tmp_path / "runs.db")
+        s.insert("trials", {"uid": "a"})
+    assert (tmp_path / "runs.db").exists() and not os.path.exists("~")
+    with opener(parse_uri(f"{codec}:~/runs.db?create=false")) as s:
+        assert s.count("trials") == 1
+    assert parse_uri(f"{codec}:%7E/runs.db").path == str(tmp_path / "runs.db")
+    assert parse_uri(f"{codec}:///tmp/~/runs.db").path == "/tmp/~/runs.db"  # only a leading ~
+    assert parse_uri("mongomock:~/x").path == "~/x"  # only file paths
+
+
+def test_reading_an_empty_file_leaves_it_empty(tmp_path: Path, codec: str) -> None:
+    p = tmp_path / ("empty.pkl" if codec == "pickled" else "empty.jsonl")
+    p.touch()
+    reader = JournalStore(str(p), codec)
+    assert reader.find("trials") == [] and reader.count("trials") == 0
+    assert reader.find_one_and_update("trials", {"uid": "x"}, {"$set": {"a": 1}}) is None
+    with JournalStore(str(p), codec, create=False) as again:
+        assert again.find_one("trials", {"uid": "x"}) is None
+    assert p.stat().st_size == 0
+
+    writer = JournalStore(str(p), codec)
+    writer.insert("trials", {"uid": "a"})
+    assert read_header(p.read_bytes())[0]["codec"] == codec
+    assert [d["uid"] for d in reader.find("trials")] == ["a"]  # the reader notices the header
+    reader.insert("trials", {"uid": "b"})
+    assert writer.count("trials") == 2
+    reader.close()
+    writer.close()
+
+
+def test_cli_ls_of_an_empty_file_leaves_it_empty(tmp_path: Path, codec: str) -> None:
+    p = tmp_path / ("empty.pkl" if codec == "pickled" else "empty.jsonl")
+    p.touch()
+    cli = run_py("from track_backends.cli import main; raise SystemExit(main())", "ls", f"{codec}://{p}")
+    assert cli.wait(60) == 0
+    assert p.stat().st_size == 0
 
 
 @pytest.mark.parametrize("factory,scheme", [(pickled_from_uri, "pickled"), (file_from_uri, "file")])

@@ -24,14 +24,15 @@ from servers import ServerProcess, ServerStartError, free_port, mongo_ping_probe
 from track_backends import errors
 from track_backends.cli import main
 from track_backends.model import Project, Status, Trial, TrialGroup
+from track_backends.multiplexer import ProtocolMultiplexer
 from track_backends.registry import available_schemes, get_protocol, open_store
 from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
+from track_backends.stores.filelock import FileLock
 from track_backends.stores.journal import JournalStore
 from track_backends.stores.memory import MemoryStore
 from track_backends.stores.multiplex import (
     MirrorError,
     MultiplexStore,
-    ProtocolMultiplexer,
     multiplex_uri,
     parse_multiplex,
 )
@@ -202,6 +203,19 @@ def test_threads_writing_one_document_leave_mirrors_identical() -> None:
         assert_mirrored(primary, mirror)
 
 
+def test_writes_that_pin_a_uid_by_any_spelling_are_mirrored() -> None:
+    primary, mirror = MemoryStore(), MemoryStore()
+    with MultiplexStore(primary, [mirror]) as store:
+        store.insert_many(COLL, [{"uid": "a", "n": 0}, {"uid": "b", "n": 0}])
+        store.update(COLL, {"uid": {"$eq": "a"}}, {"$inc": {"n": 1}})
+        store.update(COLL, {"$and": [{"uid": "b"}, {"n": 0}]}, {"$set": {"m": 1.0}})
+        store.update(COLL, {"uid": "c", "n": 5}, {"$set": {"new": True}}, upsert=True)
+        assert_mirrored(primary, mirror)
+        store.delete(COLL, {"uid": {"$eq": "a"}})
+        assert_mirrored(primary, mirror)
+        assert sorted(d["uid"] for d in mirror.find(COLL)) == ["b", "c"]
+
+
 def test_validation_happens_before_anything_is_written() -> None:
     primary, mirror = MemoryStore(), MemoryStore()
     with MultiplexStore(primary, [mirror]) as store:
@@ -299,6 +313,43 @@ def test_strict_names_every_failing_mirror() -> None:
     assert info.value.mirror == "a" and info.value.uids == ["x"]
     assert {n: st.outbox_depth for n, st in store.status().items()} == {"a": 1, "b": 1}
     store.close(timeout=0)
+
+
+def test_strict_index_and_commit_failures_name_every_mirror() -> None:
+    a, b = Flaky(), Flaky()
+    store = MultiplexStore(MemoryStore(), [a, b], policy="strict", names=["a", "b"])
+    a.mode = b.mode = "fail"
+    with pytest.raises(MirrorError, match="mirror a failed to create the index.*mirrors b failed too"):
+        store.ensure_index(COLL, "s")
+    assert {n: st.outbox_depth for n, st in store.status().items()} == {"a": 1, "b": 1}
+    with pytest.raises(MirrorError, match="mirror a could not catch up.*mirrors b failed too"):
+        store.commit()
+    a.mode = b.mode = "ok"
+    store.commit()
+    assert {n: st.outbox_depth for n, st in store.status().items()} == {"a": 0, "b": 0}
+    store.close(timeout=0)
+
+
+def test_a_held_mirroring_lock_only_records(tmp_path: Any) -> None:
+    primary, mirror = MemoryStore(), MemoryStore()
+    box = str(tmp_path / "box")
+    store = MultiplexStore(primary, [mirror], outbox=box, lock_timeout=0.1, names=["m"])
+    assert store.lock_path == box + ".mirrors.lock"
+    other = FileLock(box + ".mirrors.lock")  # another process mirroring through the same outbox
+    other.acquire(True, 1)
+    t0 = time.monotonic()
+    store.insert(COLL, {"uid": "a"})  # best effort: waits lock_timeout, then only records
+    assert 0.09 <= time.monotonic() - t0 < 2
+    assert store.status()["m"].outbox_depth == 1 and mirror.count(COLL) == 0
+    strict = MultiplexStore(MemoryStore(), [MemoryStore()], policy="strict", outbox=box, lock_timeout=0.1)
+    with pytest.raises(MirrorError, match="mirrors.lock") as info:
+        strict.insert(COLL, {"uid": "b"})
+    assert "0.1 s" in str(info.value)
+    strict.close(timeout=0)
+    other.close()
+    assert store.replay()["m"].outbox_depth == 0 and mirror.count(COLL) == 1
+    store.close()
+    assert os.path.exists(box + ".mirrors.lock")
 
 
 def test_missed_indexes_are_replayed() -> None:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the lazy names below, for type checkers
     from .stores.multiplex import MirrorError, MultiplexStore, ProtocolMultiplexer, multiplex_uri
 
 _LAZY = {
-    "ProtocolMultiplexer": "track_backends.stores.multiplex",
+    "ProtocolMultiplexer": "track_backends.multiplexer",
     "MultiplexStore": "track_backends.stores.multiplex",
     "MirrorError": "track_backends.stores.multiplex",
     "multiplex_uri": "track_backends.stores.multiplex",

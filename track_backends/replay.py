@@ -23,10 +23,10 @@ from .stores.multiplex import (
     MirrorStatus,
     MultiplexSpec,
     MultiplexStore,
+    Outbox,
     open_multiplex,
     parse_multiplex,
 )
-from .stores.outbox import Outbox
 from .uri import parse_uri
 
 _JOURNALS = ("pickled", "file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .errors import InvalidURIError
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+_HOME_SCHEMES = frozenset({"pickled", "file"})
+"""Schemes whose relative form names a local file: a leading ``~`` there is the home directory."""
 _PASSWORD_RE = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#]*:)(?P<pw>[^@/?#]*)(?P<at>@)")
 
 
@@ -35,7 +38,8 @@ class StoreURI:
 
     Attributes:
         scheme: Lower-cased scheme, e.g. ``"pickled"``.
-        path: Percent-decoded path; for ``scheme:relative`` forms, the relative path.
+        path: Percent-decoded path; for ``scheme:relative`` forms, the relative path (with a
+            leading ``~`` expanded in ``pickled:`` and ``file:`` URIs).
         host: Host name, a comma-separated seed list (``h1:27017,h2:27017``), or ``None``.
         port: Port number, or ``None``.
         username: Percent-decoded user name, or ``None``.
@@ -100,7 +104,8 @@ def parse_uri(uri: str) -> StoreURI:
     Accepted forms include ``ephemeral:``, ``pickled:///abs/path.pkl``, ``pickled:rel.pkl``,
     ``file:///abs/store.jsonl``, ``mongodb://user:pw@host:port/db?opt=v`` and
     ``postgresql://user:pw@host:port/db?opt=v``. Paths, users and passwords are
-    percent-decoded.
+    percent-decoded. In ``pickled:`` and ``file:`` URIs, a relative path that starts with ``~``
+    (``file:~/runs.jsonl``, ``pickled:~user/t.pkl``) is expanded to the home directory.
 
     Raises:
         InvalidURIError: ``uri`` is not a string, has no scheme, or has a bad port.
@@ -114,7 +119,10 @@ def parse_uri(uri: str) -> StoreURI:
     rest = uri[m.end() :]
     if not rest.startswith("//"):  # scheme:relative/path?opts
         path, _, query = rest.partition("?")
-        return StoreURI(scheme=scheme, path=unquote(path), params=dict(parse_qsl(query)), raw=uri)
+        path = unquote(path)
+        if scheme in _HOME_SCHEMES and path.startswith("~"):
+            path = os.path.expanduser(path)
+        return StoreURI(scheme=scheme, path=path, params=dict(parse_qsl(query)), raw=uri)
     try:
         parts = urlsplit(uri)
         hosts = parts.netloc.rpartition("@")[2]

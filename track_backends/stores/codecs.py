@@ -1,4 +1,4 @@
-"""Record codecs of the journal engine: how one record becomes bytes in the journal file, and back.
+"""The journal file format: its header, how one record becomes bytes and back, whole-file writes.
 
 A journal file starts with a header line, the same for both codecs: a JSON line
 ``{"k":<crc32>,"r":{"format":"track_backends journal",...}}``. Records follow it:
@@ -12,12 +12,17 @@ A journal file starts with a header line, the same for both codecs: a JSON line
 The checksum of a JSON line is taken over the exact UTF-8 bytes of the ``r`` value, which the
 reader slices out of the line (the prefix and suffix are known), so nothing is re-serialised to
 check it.
+
+A whole file (a new journal, a snapshot) is written to ``<path>.tmp-<pid>``, flushed, and renamed
+over the journal, and the directory is flushed (:func:`write_file`).
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
+import os
 import pickle
 import re
 import struct
@@ -25,7 +30,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import EncodingError
+from ..errors import CorruptStoreError, EncodingError, StoreError
 
 MAGIC = "track_backends journal"
 FORMAT_VERSION = 1
@@ -139,6 +144,90 @@ def read_header(head: bytes) -> tuple[dict[str, Any], int]:
     if header.get("codec") not in CODECS:
         raise NotAJournal(f"its header names an unknown codec {header.get('codec')!r}")
     return header, nl + 1
+
+
+EMPTY: tuple[dict[str, Any], int] = ({"generation": 0, "snapshot_bytes": 0}, 0)
+"""What an empty file holds in place of a header: an empty journal that gets its header on its first write."""
+
+
+def check_header(head: bytes, codec: str, path: str) -> tuple[dict[str, Any], int]:
+    """Read the header of a non-empty journal file and check that this library can read it.
+
+    Args:
+        head: The first bytes of the file (at least 4 KiB, or the whole file).
+        codec: The codec the caller expects.
+        path: The file, for messages.
+
+    Returns:
+        The header and its length in bytes.
+
+    Raises:
+        CorruptStoreError: Not a journal, a newer format version, or another codec.
+    """
+    try:
+        header, header_len = read_header(head)
+    except NotAJournal as e:
+        raise CorruptStoreError(f"{path} is not a track_backends journal: {e}") from None
+    if header["version"] > FORMAT_VERSION:
+        raise CorruptStoreError(
+            f"{path} has journal format version {header['version']}; this version of "
+            f"track_backends reads up to {FORMAT_VERSION}: upgrade it"
+        )
+    if header["codec"] != codec:
+        raise CorruptStoreError(
+            f"{path} is a {header['codec']}: journal; open it as {header['codec']}:{path} instead of {codec}:"
+        )
+    return header, header_len
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: str, header: bytes, chunks: list[bytes], mode: int | None = None) -> None:
+    """Replace the journal ``path`` by a file holding ``header`` and ``chunks``, atomically and durably.
+
+    Call it under the journal's exclusive lock: leftover ``<path>.tmp-*`` files are removed first.
+
+    Args:
+        path: The journal file (a real path, not a symbolic link, which would be replaced).
+        header: The header line.
+        chunks: The framed records that follow it.
+        mode: Permission bits for the new file (default: ``0o666`` less the umask).
+
+    Raises:
+        StoreError: The file could not be written; the journal is left as it was.
+    """
+    for stale in glob.glob(glob.escape(path) + ".tmp-*"):
+        try:
+            os.unlink(stale)
+        except OSError:
+            pass
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb", buffering=1 << 20, closefd=False) as f:
+                f.write(header)
+                for c in chunks:
+                    f.write(c)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(path))
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise StoreError(f"cannot write journal {path}: {e.strerror or e}") from e
 
 
 def _valid_record(rec: Any) -> bool:

@@ -5,7 +5,7 @@ Every write is planned there, then appended to a journal file as one checksummed
 flushed with ``fdatasync`` before the call returns; only then is it applied in memory.
 
 Concurrency: processes (and several stores in one process) share a journal through an
-``fcntl.flock`` on ``<path>.lock``, a file that is never deleted. A write holds the lock
+``fcntl.flock`` on ``<path>.lock`` (:mod:`.filelock`), a file that is never deleted. A write holds the lock
 exclusively, a read holds it shared; either first replays the records that others appended since
 this store last looked (one ``stat`` when nothing changed). Lock waits poll with exponential
 backoff and give up after ``lock_timeout`` seconds with :class:`LockTimeoutError`.
@@ -22,14 +22,14 @@ processes notice the new inode and reload. The header of each file carries a gen
 that compaction increments.
 
 File layout: a header line (a checksummed JSON line naming the format, its version, the codec,
-the generation and the snapshot size), then records; see :mod:`.codecs`.
+the generation and the snapshot size), then records; see :mod:`.codecs`. An empty file is an
+empty journal that nothing has written to yet: opening and reading it leave it empty, and the
+first write gives it its header (written to a temporary file and renamed, like a snapshot).
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
-import glob
 import logging
 import math
 import os
@@ -38,10 +38,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, StoreError
+from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, StoreError, StoreUnavailableError
 from ..store import DEFAULT_INDEXES
 from ..uri import StoreURI
-from .codecs import CODECS, FORMAT_VERSION, BadFrame, NotAJournal, header_line, read_header
+from .codecs import CODECS, EMPTY, BadFrame, check_header, header_line, write_file
+from .filelock import FileLock
 from .gcpause import gc_paused
 from .memory import MemoryStore
 
@@ -52,25 +53,29 @@ DEFAULT_COMPACT_BYTES = 4 * 1024 * 1024
 _READ_CHUNK = 16 * 1024 * 1024
 _GC_PAUSE_BYTES = 1 << 20
 _SNAPSHOT_CHUNK = 1000  # documents per snapshot record
-_BACKOFF_START = 50e-6
-_BACKOFF_MAX = 2e-3
-_URI_OPTIONS = frozenset({"lock_timeout", "fsync", "compact_bytes"})
+_HOLDER = "another process or thread holds it; raise lock_timeout=... in the URI to wait longer"
+_URI_OPTIONS = frozenset({"lock_timeout", "fsync", "compact_bytes", "create"})
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _check_arguments(codec: str, lock_timeout: float, compact_bytes: int) -> None:
+    if codec not in CODECS:
+        raise ValueError(f"unknown journal codec {codec!r}; expected one of {sorted(CODECS)}")
+    if type(lock_timeout) not in (int, float) or not math.isfinite(lock_timeout) or lock_timeout < 0:
+        raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}")
+    if type(compact_bytes) is not int or compact_bytes < 0:
+        raise ValueError(f"compact_bytes must be an int >= 0, got {compact_bytes!r}")
 
 
 class JournalStore(MemoryStore):
     """A durable, multi-process store: an in-memory engine plus an append-only journal file.
 
+    Opening and reading never modify the journal file: a missing file is created with its header
+    (unless ``create=False``), and an existing empty file is read as an empty store and gets its
+    header on the first write.
+
     Args:
-        path: The journal file. It is created (with its parent directory required to exist) if
-            missing or empty. ``<path>.lock`` is created next to it and never deleted.
+        path: The journal file; its parent directory must exist. ``<path>.lock`` is created next
+            to it and never deleted.
         codec: ``"pickled"`` (binary pickle frames) or ``"file"`` (JSON lines, readable by ``jq``).
         lock_timeout: Seconds to wait for the file lock before raising LockTimeoutError.
         fsync: Flush each write to disk before returning. ``False`` is faster but UNSAFE: a power
@@ -78,8 +83,11 @@ class JournalStore(MemoryStore):
         compact_bytes: Journal growth since the last snapshot, in bytes, after which the journal
             is compacted automatically (it must also exceed twice the snapshot). 0 disables
             automatic compaction.
+        create: Create the file when it is missing. With ``False``, a missing file is an error
+            and nothing is created (not even the lock file).
 
     Raises:
+        StoreUnavailableError: ``create=False`` and the file does not exist.
         StoreError: The directory does not exist or the files cannot be opened.
         CorruptStoreError: The file exists and is not a journal of this codec.
         LockTimeoutError: The lock could not be taken within ``lock_timeout``.
@@ -93,14 +101,10 @@ class JournalStore(MemoryStore):
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         fsync: bool = True,
         compact_bytes: int = DEFAULT_COMPACT_BYTES,
+        create: bool = True,
     ) -> None:
         super().__init__()
-        if codec not in CODECS:
-            raise ValueError(f"unknown journal codec {codec!r}; expected one of {sorted(CODECS)}")
-        if type(lock_timeout) not in (int, float) or not math.isfinite(lock_timeout) or lock_timeout < 0:
-            raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}")
-        if type(compact_bytes) is not int or compact_bytes < 0:
-            raise ValueError(f"compact_bytes must be an int >= 0, got {compact_bytes!r}")
+        _check_arguments(codec, lock_timeout, compact_bytes)
         self.scheme = codec
         self._codec = CODECS[codec]
         self.path = os.path.realpath(os.fspath(path))  # compaction must replace the file, not a link
@@ -111,129 +115,56 @@ class JournalStore(MemoryStore):
         self.generation = 0
         self._fd: int | None = None  # data file, O_APPEND
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of self._fd
-        self._offset = 0  # end of the last record applied
+        self._offset = 0  # end of the last record applied; 0 while the file is empty (no header)
         self._snap_end = 0  # end of the snapshot in the current file
         self._compact_after = 0  # offset past which we compact
         self._want_compact = False
-        self._lock_fd: int | None = None
+        self._flock = FileLock(self.lock_path, holder=_HOLDER)
         self._depth = 0  # nesting of _reading/_writing in this process (under self._lock)
         self._exclusive = False
         self._pid = os.getpid()
-        directory = os.path.dirname(self.path)
-        if not os.path.isdir(directory):
-            raise StoreError(f"cannot open journal {self.path}: directory {directory} does not exist")
-        if os.path.isdir(self.path):
-            raise StoreError(f"cannot open journal {self.path}: it is a directory")
+        self._check_path(os.fspath(path), create)
         try:
-            self._open_lock_file()
-            self._create_if_missing()
+            self._flock.open()
+            if create:
+                self._create_if_missing()
             with self._reading():
                 pass
         except BaseException:
             self._close_fds()
             raise
 
+    def _check_path(self, given: str, create: bool) -> None:
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise StoreError(f"cannot open journal {self.path}: directory {directory} does not exist")
+        if os.path.isdir(self.path):
+            raise StoreError(f"cannot open journal {self.path}: it is a directory")
+        if not create and not os.path.exists(self.path):
+            raise StoreUnavailableError(
+                f"no journal at {self.path} (given as {given!r}) and create=false: check the path "
+                "(a relative path is resolved against the current directory)"
+            )
+
     # -- files and locks -------------------------------------------------------------------------
-    def _open_lock_file(self) -> None:
-        try:
-            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        except OSError as e:
-            raise StoreError(f"cannot open lock file {self.lock_path}: {e.strerror}") from e
-
     def _after_fork(self) -> None:
-        """A forked child shares its parent's open file descriptions, hence its flocks: reopen."""
+        """A forked child must not use its parent's data file description: reload from disk."""
         self._pid = os.getpid()
-        for fd in (self._fd, self._lock_fd):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._fd = self._lock_fd = None
-        self._ident = None
+        self._close_data()
         self._depth = 0
-        self._open_lock_file()
-
-    def _timeout(self, what: str) -> LockTimeoutError:
-        return LockTimeoutError(
-            f"timed out after {self.lock_timeout:g} s waiting for {what} on {self.lock_path} "
-            "(another process or thread holds it; raise lock_timeout=... in the URI to wait longer)"
-        )
-
-    def _flock(self, exclusive: bool, deadline: float) -> None:
-        """Take the file lock, polling with exponential backoff until ``deadline``."""
-        assert self._lock_fd is not None
-        op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-        delay = _BACKOFF_START
-        while True:
-            try:
-                fcntl.flock(self._lock_fd, op)
-                return
-            except BlockingIOError:
-                pass
-            except OSError as e:
-                raise StoreError(f"cannot lock {self.lock_path}: {e.strerror}") from e
-            now = time.monotonic()
-            if now >= deadline:
-                raise self._timeout("the exclusive lock" if exclusive else "the shared lock")
-            time.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, _BACKOFF_MAX)
-
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            except OSError:  # pragma: no cover - only if the fd is gone
-                pass
 
     def _create_if_missing(self) -> None:
-        """Create the journal (header only) if it is missing or empty, under the exclusive lock."""
-        try:
-            if os.stat(self.path).st_size > 0:
-                return
-        except FileNotFoundError:
-            pass
-        with self._lock:
-            self._flock(True, time.monotonic() + self.lock_timeout)
-            try:
-                try:
-                    if os.stat(self.path).st_size > 0:
-                        return  # another process created it meanwhile
-                except FileNotFoundError:
-                    pass
+        """Create the journal (header only) if it is missing, under the exclusive lock."""
+        if os.path.exists(self.path):
+            return
+        with self._lock, self._flock.held(True, self.lock_timeout):
+            if not os.path.exists(self.path):  # else another process created it meanwhile
                 self._write_file(header_line(self._codec.name, 0, 0), [])
-            finally:
-                self._unlock()
 
     def _write_file(self, header: bytes, chunks: list[bytes]) -> None:
-        """Write a whole journal file to a temporary file, then rename it over the journal."""
-        directory = os.path.dirname(self.path)
-        for stale in glob.glob(glob.escape(self.path) + ".tmp-*"):  # under the exclusive lock: garbage
-            try:
-                os.unlink(stale)
-            except OSError:
-                pass
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-            try:
-                if self._fd is not None:  # keep the journal's permissions across compactions
-                    os.fchmod(fd, os.fstat(self._fd).st_mode & 0o7777)
-                with os.fdopen(fd, "wb", buffering=1 << 20, closefd=False) as f:
-                    f.write(header)
-                    for c in chunks:
-                        f.write(c)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
-            _fsync_dir(directory)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise StoreError(f"cannot write journal {self.path}: {e.strerror or e}") from e
+        """Replace the journal with a new file (under the exclusive lock), keeping its permissions."""
+        mode = os.fstat(self._fd).st_mode & 0o7777 if self._fd is not None else None
+        write_file(self.path, header, chunks, mode)
 
     # -- catching up -----------------------------------------------------------------------------
     def _open_data(self) -> int:
@@ -246,21 +177,9 @@ class JournalStore(MemoryStore):
             raise StoreError(f"cannot open journal {self.path}: {e.strerror}") from e
         try:
             st = os.fstat(fd)
-            head = os.pread(fd, 4096, 0)
-            try:
-                header, header_len = read_header(head)
-            except NotAJournal as e:
-                raise CorruptStoreError(f"{self.path} is not a track_backends journal: {e}") from None
-            if header["version"] > FORMAT_VERSION:
-                raise CorruptStoreError(
-                    f"{self.path} has journal format version {header['version']}; this version of "
-                    f"track_backends reads up to {FORMAT_VERSION}: upgrade it"
-                )
-            if header["codec"] != self._codec.name:
-                raise CorruptStoreError(
-                    f"{self.path} is a {header['codec']}: journal; open it as "
-                    f"{header['codec']}:{self.path} instead of {self._codec.name}:"
-                )
+            header, header_len = (
+                check_header(os.pread(fd, 4096, 0), self._codec.name, self.path) if st.st_size else EMPTY
+            )
         except BaseException:
             os.close(fd)
             raise
@@ -270,7 +189,7 @@ class JournalStore(MemoryStore):
         self._ident = (st.st_dev, st.st_ino)
         self._colls = {}
         self.generation = header["generation"]
-        self._offset = header_len
+        self._offset = header_len  # 0 for an empty file: it gets its header on the first write
         self._snap_end = header_len + header["snapshot_bytes"]
         self._set_compact_after()
         return st.st_size
@@ -287,7 +206,12 @@ class JournalStore(MemoryStore):
         except OSError as e:
             raise StoreError(f"cannot stat journal {self.path}: {e.strerror}") from e
         size = st.st_size
-        if self._fd is None or (st.st_dev, st.st_ino) != self._ident or size < self._offset:
+        if (
+            self._fd is None
+            or (st.st_dev, st.st_ino) != self._ident
+            or size < self._offset
+            or (self._offset == 0 and size > 0)  # an empty file got its header in place
+        ):
             if self._fd is not None:
                 log.debug("journal %s was replaced or shrank: reloading", self.path)
             self._ident = None  # until the reload completes
@@ -365,7 +289,10 @@ class JournalStore(MemoryStore):
     def _locked(self, exclusive: bool) -> Iterator[None]:
         deadline = time.monotonic() + self.lock_timeout
         if not self._lock.acquire(timeout=self.lock_timeout):
-            raise self._timeout("another thread of this process to release the store")
+            raise LockTimeoutError(
+                f"timed out after {self.lock_timeout:g} s waiting for another thread of this process to release "
+                f"the journal {self.path}"
+            )
         try:
             self._check_open()
             if self._depth:  # nested call in the same thread: the lock is already ours
@@ -379,7 +306,7 @@ class JournalStore(MemoryStore):
                 return
             if os.getpid() != self._pid:
                 self._after_fork()
-            self._flock(exclusive, deadline)
+            self._flock.acquire(exclusive, self.lock_timeout, deadline)
             self._depth, self._exclusive = 1, exclusive
             try:
                 self._catch_up(exclusive)
@@ -388,7 +315,7 @@ class JournalStore(MemoryStore):
                     self._auto_compact()
             finally:
                 self._depth, self._exclusive = 0, False
-                self._unlock()
+                self._flock.release()
         finally:
             self._lock.release()
 
@@ -402,6 +329,9 @@ class JournalStore(MemoryStore):
         """Append ``record`` durably, then apply it in memory (called under the exclusive lock)."""
         assert self._fd is not None and self._exclusive
         data = self._codec.frame(record)
+        if self._offset == 0:  # an empty file: its header first
+            self._write_file(header_line(self._codec.name, 0, 0), [])
+            self._reopen_rewritten("after writing its header")
         start = self._offset
         try:
             view = memoryview(data)
@@ -442,20 +372,24 @@ class JournalStore(MemoryStore):
         snapshot_bytes = sum(len(c) for c in chunks)
         header = header_line(self._codec.name, self.generation + 1, snapshot_bytes)
         self._write_file(header, chunks)
+        self._reopen_rewritten("after compaction")
+        self.generation += 1
+        log.debug("compacted journal %s to %d bytes (generation %d)", self.path, self._offset, self.generation)
+
+    def _reopen_rewritten(self, when: str) -> None:
+        """Open the file that :meth:`_write_file` just renamed over the journal."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except OSError as e:
             self._ident = None
-            raise StoreError(f"cannot reopen journal {self.path} after compaction: {e.strerror}") from e
+            raise StoreError(f"cannot reopen journal {self.path} {when}: {e.strerror}") from e
         st = os.fstat(fd)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = fd
         self._ident = (st.st_dev, st.st_ino)
-        self.generation += 1
-        self._offset = self._snap_end = len(header) + snapshot_bytes
+        self._offset = self._snap_end = st.st_size  # what we just wrote: a header and a snapshot
         self._set_compact_after()
-        log.debug("compacted journal %s to %d bytes (generation %d)", self.path, self._offset, self.generation)
 
     def _auto_compact(self) -> None:
         try:
@@ -478,15 +412,17 @@ class JournalStore(MemoryStore):
     def commit(self) -> None:
         """Do nothing: every write is already durable when it returns."""
 
+    def _close_data(self) -> None:
+        fd, self._fd, self._ident = self._fd, None, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def _close_fds(self) -> None:
-        for fd in (self._fd, self._lock_fd):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._fd = self._lock_fd = None
-        self._ident = None
+        self._close_data()
+        self._flock.close()
 
     def close(self) -> None:
         """Close the journal and its lock file; later calls raise StoreUnavailableError."""
@@ -529,6 +465,7 @@ def _from_uri(uri: StoreURI, codec: str) -> JournalStore:
         lock_timeout=lock_timeout,
         fsync=uri.option("fsync", True, bool),
         compact_bytes=compact_bytes,
+        create=uri.option("create", True, bool),
     )
 
 
@@ -536,10 +473,14 @@ def pickled_from_uri(uri: StoreURI) -> JournalStore:
     """Registry factory for ``pickled:`` (pickle-framed journal).
 
     Options: ``lock_timeout`` (seconds, default 30), ``fsync`` (default true; false is unsafe on
-    power loss) and ``compact_bytes`` (default 4 MiB; 0 disables automatic compaction).
+    power loss), ``compact_bytes`` (default 4 MiB; 0 disables automatic compaction) and
+    ``create`` (default true; false refuses to open a file that does not exist). A path that
+    starts with ``~`` (``pickled:~/t.pkl``) is in the home directory.
 
     Raises:
         InvalidURIError: The URI names a host, has no path, or has an unknown or bad option.
+        StoreUnavailableError: ``create=false`` and the file does not exist.
+        StoreError: The file cannot be opened (see :class:`JournalStore`).
     """
     return _from_uri(uri, "pickled")
 
@@ -551,5 +492,7 @@ def file_from_uri(uri: StoreURI) -> JournalStore:
 
     Raises:
         InvalidURIError: The URI names a host, has no path, or has an unknown or bad option.
+        StoreUnavailableError: ``create=false`` and the file does not exist.
+        StoreError: The file cannot be opened (see :class:`JournalStore`).
     """
     return _from_uri(uri, "file")

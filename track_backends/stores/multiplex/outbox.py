@@ -19,6 +19,7 @@ primary, whose documents cannot outlive the process either).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -26,14 +27,39 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DuplicateKeyError
-from ..store import Store
-from .journal import JournalStore
-from .memory import MemoryStore
+from ...errors import DuplicateKeyError
+from ...store import Store
+from ..journal import JournalStore
+from ..memory import MemoryStore
 
 ENTRIES = "entries"
 META = "meta"
+MEMORY_OUTBOX = ":memory:"
+"""The ``outbox`` argument (or URI option) for an outbox in memory."""
 _CHUNK = 500
+
+
+def data_dir() -> str:
+    """The directory for default outboxes: ``$TRACK_BACKENDS_DATA_DIR``, else the XDG data dir."""
+    env = os.environ.get("TRACK_BACKENDS_DATA_DIR")
+    if env:
+        return os.path.abspath(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "track_backends")
+
+
+def default_outbox(primary: Store, primary_name: str) -> str | None:
+    """Where the outbox of a primary goes by default (``None``: in memory).
+
+    ``<path>.outbox`` next to a journal primary; in memory for an ``ephemeral:`` primary; else
+    ``<data_dir()>/outbox/<sha256 of the primary's redacted URI, 16 hex digits>.outbox``.
+    """
+    if isinstance(primary, JournalStore):
+        return primary.path + ".outbox"
+    if type(primary) is MemoryStore:
+        return None
+    digest = hashlib.sha256(primary_name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return os.path.join(data_dir(), "outbox", f"{digest}.outbox")
 
 
 def entry_key(mirror: str, collection: str, kind: str, name: str) -> str:
@@ -83,6 +109,30 @@ class Entry:
             attempts=int(doc.get("attempts", 0)),
             error=str(doc.get("error", "")),
         )
+
+
+def open_outbox(
+    outbox: str | os.PathLike[str] | Outbox | None, primary: Store, primary_name: str, lock_timeout: float
+) -> Outbox:
+    """The outbox a multiplexer's ``outbox`` argument names.
+
+    Args:
+        outbox: An :class:`Outbox`; a path; ``":memory:"``; or ``None`` for
+            :func:`default_outbox`.
+        primary: The primary store.
+        primary_name: Its redacted name.
+        lock_timeout: Seconds to wait for the file lock of a shared outbox.
+
+    Raises:
+        StoreError: The outbox file cannot be created or opened.
+    """
+    if isinstance(outbox, Outbox):
+        return outbox
+    if outbox is None:
+        path = default_outbox(primary, primary_name)
+    else:
+        path = None if os.fspath(outbox) == MEMORY_OUTBOX else os.fspath(outbox)
+    return Outbox(path, lock_timeout=lock_timeout)
 
 
 class Outbox:
