@@ -189,7 +189,6 @@ def test_read_only_commands_never_create_a_store(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=False, reason="needs the journal create option")
 def test_read_only_commands_open_journals_with_create_false(
     journal_uri, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -39,7 +39,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the lazy names below, for type checkers
     from .migrate import MigrationReport
-    from .stores.multiplex import MirrorError, MultiplexStore, ProtocolMultiplexer, multiplex_uri
+    from .multiplexer import ProtocolMultiplexer
+    from .stores.multiplex import MirrorError, MultiplexStore, multiplex_uri
 
 _LAZY = {
     "ProtocolMultiplexer": "track_backends.multiplexer",

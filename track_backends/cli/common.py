@@ -64,17 +64,10 @@ def parse_query(text: str | None) -> dict[str, Any] | None:
     return query
 
 
-def _journal_has_create_option() -> bool:
-    from ..stores import journal
-
-    return "create" in getattr(journal, "_URI_OPTIONS", ())
-
-
 def read_only_uri(uri: str) -> str:
     """The URI with ``create=false`` added when it names a journal, so opening never creates a file.
 
-    Other schemes are returned unchanged. Until the journal engine knows the ``create`` option,
-    journal URIs are returned unchanged too (:func:`open_existing` checks that the file exists).
+    Other schemes are returned unchanged.
 
     Args:
         uri: A store URI.
@@ -82,7 +75,7 @@ def read_only_uri(uri: str) -> str:
     Returns:
         The URI to open.
     """
-    if parse_uri(uri).scheme not in JOURNAL_SCHEMES or not _journal_has_create_option():
+    if parse_uri(uri).scheme not in JOURNAL_SCHEMES:
         return uri
     return uri + ("&" if "?" in uri else "?") + "create=false"
 
