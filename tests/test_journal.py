@@ -837,3 +837,24 @@ def test_uri_factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory:
         factory(parse_uri(f"{scheme}:rel.db?lock_timeout=-1"))
     with pytest.raises(InvalidURIError):
         factory(parse_uri(f"{scheme}:rel.db?fsync=maybe"))
+
+
+def test_json_lines_hold_nan_and_infinity_as_strict_json(tmp_path: Path) -> None:
+    import math
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {name} in the journal")
+
+    uri = f"file://{tmp_path}/nan.jsonl"
+    s = file_from_uri(parse_uri(uri))
+    s.insert("trials", {"uid": "t", "loss": math.nan, "hist": [math.inf, -math.inf, 1.5]})
+    s.update("trials", {"uid": "t"}, {"$set": {"best": -math.inf}})
+    s.close()
+    lines = (tmp_path / "nan.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        json.loads(line, parse_constant=refuse)  # what jq reads
+    assert any('{"$n":"NaN"}' in line for line in lines)
+    again = file_from_uri(parse_uri(uri))
+    (doc,) = again.find("trials")
+    again.close()
+    assert math.isnan(doc["loss"]) and doc["hist"] == [math.inf, -math.inf, 1.5] and doc["best"] == -math.inf

@@ -10,6 +10,7 @@ value, before anything is written.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .errors import EncodingError
@@ -148,12 +149,7 @@ def encode(value: Any, path: str = "", _depth: int = 1) -> Any:
             ):
                 check_key(k, path)
             tv = type(v)
-            if (
-                (tv is str and v.isascii() and "\x00" not in v)
-                or tv is bool
-                or v is None
-                or (tv is float and v)
-            ):
+            if (tv is str and v.isascii() and "\x00" not in v) or tv is bool or v is None or (tv is float and v):
                 out[k] = v  # the common scalars, without a call
             elif tv is int and INT64_MIN <= v <= INT64_MAX:
                 out[k] = v
@@ -205,3 +201,41 @@ def prepare_document(doc: Any) -> dict[str, Any]:
     if type(uid) is not str or not uid:
         raise EncodingError(f"a document needs a non-empty string 'uid', got {uid!r:.80}")
     return out
+
+
+SPECIAL_KEY = "$n"
+"""Where JSON has no NaN or infinity (JSONB, JSON lines), ``{"$n": "NaN"}``, ``{"$n": "Infinity"}``
+or ``{"$n": "-Infinity"}`` stands for the float; stored keys never start with ``$``, so the
+stand-in cannot be mistaken for a document."""
+
+
+def special(value: float) -> dict[str, str]:
+    """The JSON stand-in of a non-finite float.
+
+    >>> special(float("-inf"))
+    {'$n': '-Infinity'}
+    """
+    return {SPECIAL_KEY: "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
+
+
+def mark_specials(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its stand-in (copied where needed)."""
+    t = type(value)
+    if t is float and not math.isfinite(value):
+        return special(value)
+    if t is dict:
+        return {k: mark_specials(v) for k, v in value.items()}
+    if t is list:
+        return [mark_specials(v) for v in value]
+    return value
+
+
+def unmark_special(pairs: list[tuple[str, Any]]) -> float | None:
+    """The float a decoded JSON object's ``pairs`` stand for, or ``None`` when it is a document.
+
+    >>> unmark_special([("$n", "Infinity")]), unmark_special([("a", 1)])
+    (inf, None)
+    """
+    if len(pairs) == 1 and pairs[0][0] == SPECIAL_KEY:
+        return float(pairs[0][1])
+    return None

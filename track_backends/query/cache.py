@@ -86,6 +86,7 @@ def _parse_update(update: Any) -> Any:
 QUERIES: ParseCache[Any] = ParseCache(_parse_query)
 """The process-wide cache of parsed queries (AST nodes), shared by every store."""
 
+
 class UpdateCache:
     """Parsed updates by shape: the scalar value of each field is a parameter bound per call.
 

@@ -30,6 +30,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from ..encoding import SPECIAL_KEY, mark_specials, unmark_special
 from ..errors import CorruptStoreError, EncodingError, StoreError
 
 MAGIC = "track_backends journal"
@@ -72,7 +73,10 @@ def json_line(obj: Any) -> bytes:
         EncodingError: A string holds a surrogate code point (it is not valid UTF-8, and ``jq``
             and JSONB refuse its escape).
     """
-    s = _ENCODE(obj)
+    try:
+        s = _ENCODE(obj)
+    except ValueError:  # NaN or an infinity: JSON has none, so its stand-in goes in the line
+        s = _ENCODE(mark_specials(obj))
     if _LINE_BREAKS.search(s):  # keep one record per line for every line splitter, not just "\n"
         s = _LINE_BREAKS.sub(_escape, s)
     try:
@@ -314,6 +318,14 @@ class PickleCodec(Codec):
             i += 1
 
 
+_SPECIAL = b'{"%s":' % SPECIAL_KEY.encode()
+
+
+def _unmark(pairs: list[tuple[str, Any]]) -> Any:
+    number = unmark_special(pairs)
+    return dict(pairs) if number is None else number
+
+
 class JsonLinesCodec(Codec):
     """Checksummed JSON lines (``file:``)."""
 
@@ -333,7 +345,7 @@ class JsonLinesCodec(Codec):
             if payload is None:
                 raise BadFrame(pos, end, "checksum mismatch or malformed line")
             try:
-                rec = loads(payload)
+                rec = loads(payload) if _SPECIAL not in payload else loads(payload, object_pairs_hook=_unmark)
             except ValueError as e:
                 raise BadFrame(pos, end, f"undecodable record: {e}") from None
             if not _valid_record(rec):

@@ -23,34 +23,16 @@ inf
 from __future__ import annotations
 
 import json
-import math
 import re
 from decimal import Decimal
 from typing import Any
+
+from ...encoding import mark_specials, unmark_special
 
 ORDER_KEY = "$o"
 """The key under which an encoded object lists its keys in order."""
 
 _CONTAINERS = (dict, list)
-SPECIAL_KEY = "$n"
-"""The key of the object that stands for NaN, ``Infinity`` or ``-Infinity``."""
-
-
-def special(value: float) -> dict[str, str]:
-    """The JSONB stand-in of a non-finite float."""
-    return {SPECIAL_KEY: "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
-
-
-def _mark_specials(value: Any) -> Any:
-    """``value`` with its non-finite floats replaced by their stand-ins (a copy where needed)."""
-    t = type(value)
-    if t is float and not math.isfinite(value):
-        return special(value)
-    if t is dict:
-        return {k: _mark_specials(v) for k, v in value.items()}
-    if t is list:
-        return [_mark_specials(v) for v in value]
-    return value
 
 
 def _mark(value: Any) -> Any:
@@ -107,7 +89,7 @@ def dumps(value: Any, *, owned: bool = False) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except ValueError:  # NaN or an infinity somewhere: rare, so looked for only now
-        text = json.dumps(_mark_specials(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(mark_specials(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     if "e" in text or "E" in text:
         if "e+" in text or "E+" in text or re.search(r"\de\d", text):
             text = _STRING_OR_BIG.sub(_fix_exponent, text)
@@ -115,8 +97,9 @@ def dumps(value: Any, *, owned: bool = False) -> str:
 
 
 def _reorder(pairs: list[tuple[str, Any]]) -> Any:
-    if len(pairs) == 1 and pairs[0][0] == SPECIAL_KEY:
-        return float(pairs[0][1])
+    number = unmark_special(pairs)
+    if number is not None:
+        return number
     d = dict(pairs)
     order = d.pop(ORDER_KEY, None)
     if order is None:

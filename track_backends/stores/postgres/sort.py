@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from ...encoding import SPECIAL_KEY
 from ...query.analysis import UID
 from ...query.paths import split_path
 from ...query.sort import SortSpec
 from ...query.values import ARRAY, BOOL, NULL, NUMBER, OBJECT, STRING
 from .fragments import POSTGRES, Dialect, Params, array_index
-from .jsonb import SPECIAL_KEY
 from .sources import PathCompiler
 
 UNORDERED_BRACKETS = frozenset((OBJECT, ARRAY))
