@@ -37,7 +37,7 @@ from track_backends.stores.multiplex import (
     parse_multiplex,
 )
 from track_backends.testing import ClaimContract, ProtocolContract, StoreContract
-from track_backends.testing.contract import snapshot
+from track_backends.testing.base import snapshot
 from track_backends.testing.data import COLL
 
 COLLECTIONS = (TRIALS, GROUPS, PROJECTS, COLL)

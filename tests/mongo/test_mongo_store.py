@@ -17,7 +17,7 @@ from track_backends import errors, get_protocol, open_store
 from track_backends.model import Project, Status, Trial, TrialGroup
 from track_backends.registry import available_schemes
 from track_backends.store import DEFAULT_INDEXES
-from track_backends.testing.contract import PENDING
+from track_backends.testing.base import PENDING
 from track_backends.testing.data import BAD_QUERIES
 
 pymongo = require("pymongo")
