@@ -52,7 +52,7 @@ def test_run_repeats_and_levels() -> None:
     assert [(r["level"], r["repeats"]) for r in report["rows"]] == [("protocol", 3), ("ref:dict", 3)]
     _assert_rows(report["rows"])
     assert report["flatness"] == []  # one n: nothing to compare
-    flat_checks = [c for c in report["checks"] if "cost" in c["what"]]
+    flat_checks = [c for c in report["checks"] if "cost(large n)" in c["what"]]
     assert flat_checks == []  # flatness targets are store-level only
 
 

@@ -36,7 +36,8 @@ from track_backends.stores.multiplex import (
     multiplex_uri,
     parse_multiplex,
 )
-from track_backends.testing import ClaimContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
+from track_backends.query.equality import same_value
 from track_backends.testing.base import snapshot
 from track_backends.testing.data import COLL
 
@@ -49,7 +50,7 @@ def assert_mirrored(primary: Store, *mirrors: Store) -> None:
     for coll in COLLECTIONS:
         expected = snapshot(primary, coll)
         for m in mirrors:
-            assert snapshot(m, coll) == expected, f"{m!r} differs from the primary in {coll!r}"
+            assert same_value(snapshot(m, coll), expected), f"{m!r} differs from the primary in {coll!r}"
 
 
 # -- the contract suite on multiplex: ---------------------------------------------------------------
@@ -74,13 +75,13 @@ class _CheckMirrors:
         p.close()
 
 
-class TestMultiplexEphemeral(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract):
+class TestMultiplexEphemeral(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract):
     @pytest.fixture
     def store_uri(self) -> str:
         return multiplex_uri("ephemeral:", "ephemeral:", "ephemeral:")
 
 
-class TestMultiplexPickled(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract):
+class TestMultiplexPickled(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract):
     multiprocess = True
     claim_trials = 600
 

@@ -159,6 +159,78 @@ class Store(ABC):
             DuplicateKeyError: ``unique`` is asked for and stored documents already collide.
         """
 
+    # -- metric points (defaults: bucket documents in "<collection>_points", see stores.buckets) --
+    def append_points(
+        self,
+        collection: str,
+        uid: str,
+        points: Sequence[tuple[str, Any, Any]],
+        *,
+        attempt: int = 0,
+        query: Query = None,
+        update: Document | None = None,
+    ) -> bool:
+        """Append ``(name, step, value)`` points to the series of document ``uid``.
+
+        With ``update``, the document matching ``query`` (default ``{"uid": uid}``) is updated
+        first, and the points are appended only if it matched; stores that can (memory,
+        journals, PostgreSQL) do both in one atomic step, the others document the order.
+
+        Args:
+            collection: The documents' collection (points live beside it).
+            uid: The document the points belong to.
+            points: ``(name, step, value)`` triples in logging order.
+            attempt: The attempt (reservation token) the points belong to; 0 outside one.
+            query: Which document ``update`` applies to (it must pin ``uid``).
+            update: An update document applied with the append (e.g. the metric summary).
+
+        Returns:
+            ``False`` when ``update`` matched nothing (nothing was written), else ``True``.
+
+        Raises:
+            QueryError: A point, the query or the update is malformed.
+            EncodingError: A name, step or value cannot be stored.
+        """
+        from .stores.buckets import append_points
+
+        return append_points(self, collection, uid, points, attempt=attempt, query=query, update=update)
+
+    def fetch_points(
+        self,
+        collection: str,
+        uids: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        start: Any = None,
+        stop: Any = None,
+        last: int | None = None,
+        attempts: dict[str, int] | None = None,
+    ) -> dict[str, dict[str, list[tuple[Any, Any]]]]:
+        """Read the series of many documents at once: ``{uid: {name: [(step, value), ...]}}``.
+
+        Args:
+            collection: The documents' collection.
+            uids: Whose series to read (one bulk read, not one per document).
+            names: Only these metrics.
+            start: Only points whose step is a number ``>= start``.
+            stop: Only points whose step is a number ``< stop``.
+            last: Only the last ``last`` points of each series.
+            attempts: ``{uid: attempt}``: only that attempt's points and those of attempt 0
+                (default: every attempt's).
+
+        Raises:
+            QueryError: ``start``, ``stop`` or ``last`` is malformed.
+        """
+        from .stores.buckets import fetch_points
+
+        return fetch_points(self, collection, uids, names=names, start=start, stop=stop, last=last, attempts=attempts)
+
+    def delete_points(self, collection: str, uids: Sequence[str]) -> int:
+        """Delete every point of the given documents (``delete`` of a document does it too)."""
+        from .stores.buckets import delete_points
+
+        return delete_points(self, collection, uids)
+
     def now(self) -> float:
         """The store's clock, in seconds since the epoch: it decides when leases expire.
 

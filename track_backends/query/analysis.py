@@ -161,4 +161,7 @@ def update_may_fail(update: Update) -> bool:
     ``$inc`` of a string, ``$push`` to a non-array or ``$set`` below a scalar fail, so a
     multi-document update that holds one must check every document first.
     """
-    return any(op in ("$inc", "$push", "$addToSet") or (op == "$set" and len(parts) > 1) for op, parts, _ in update.ops)
+    return any(
+        op in ("$inc", "$push", "$addToSet") or (op in ("$set", "$min", "$max") and len(parts) > 1)
+        for op, parts, _ in update.ops
+    )

@@ -16,9 +16,9 @@ from ..encoding import encode
 from ..errors import EncodingError, QueryError, UnsupportedOperatorError
 from .ast import And, Compare, In, Node
 from .paths import split_path
-from .values import values_equal
+from .values import compare, values_equal
 
-UPDATE_OPERATORS = ("$set", "$unset", "$inc", "$push", "$addToSet", "$setOnInsert")
+UPDATE_OPERATORS = ("$set", "$unset", "$inc", "$min", "$max", "$push", "$addToSet", "$setOnInsert")
 IMMUTABLE_FIELDS = frozenset(["uid"])
 
 
@@ -244,6 +244,10 @@ def apply_update(doc: dict[str, Any], update: Update, *, inserting: bool = False
         cur, last = _container(doc, parts, True, path)  # type: ignore[misc]
         if op in ("$set", "$setOnInsert"):
             _put(cur, last, _copy(value))
+        elif op in ("$min", "$max"):  # MongoDB's: set when missing, or when beyond in BSON order
+            old = _get(cur, last)
+            if old is _ABSENT or (compare(value, old) < 0) == (op == "$min") and compare(value, old) != 0:
+                _put(cur, last, _copy(value))
         elif op == "$inc":
             old = _get(cur, last)
             if old is _ABSENT:

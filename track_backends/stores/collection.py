@@ -11,6 +11,7 @@ from ..query.ast import Node
 from ..query.predicate import Predicate, predicate_for
 from ..store import DEFAULT_INDEXES
 from .indexes import HashIndex, value_key
+from .points import PointTable
 
 Document = dict[str, Any]
 
@@ -41,6 +42,7 @@ class Collection:
         for paths, unique in DEFAULT_INDEXES.get(name, ()):
             self.indexes.append(HashIndex(paths, unique))
         self.has_unique = False  # any unique index besides uid
+        self.points = PointTable()  # the metric points of this collection's documents
 
     # -- reading -----------------------------------------------------------------------------
     def matching(self, cq: CompiledQuery, oldest_first: bool = False) -> Iterator[Document]:

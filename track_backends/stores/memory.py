@@ -6,7 +6,9 @@ record; the journal store (:mod:`.journal`) appends it durably first. Replaying 
 in order rebuilds the same state.
 
 Records are lists: ``["insert", coll, docs]``, ``["update", coll, uids, update_ops]``,
-``["delete", coll, uids]`` and ``["index", coll, paths, unique]``.
+``["delete", coll, uids]`` (a document's points go with it), ``["index", coll, paths, unique]``
+and ``["points", coll, uid, attempt, points, update_ops or None]`` (an optional update of the
+document and the points appended to its series, in one record).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from itertools import islice
 from typing import Any
 
 from ..encoding import clone, prepare_document
+from ..errors import QueryError
 from ..query import (
     apply_update,
     parse,
@@ -34,6 +37,7 @@ from ..query.update import Update
 from ..store import Document, Query, Store, check_collection, check_index_keys, check_limit
 from .collection import Collection, CompiledQuery
 from .gcpause import gc_paused
+from .points import check_points, check_range
 
 _GC_PAUSE_DOCS = 256  # copying out this many documents pauses the cyclic GC
 
@@ -133,6 +137,16 @@ class MemoryStore(Store):
         elif kind == "delete":
             for uid in record[2]:
                 c.remove(uid)
+            c.points.delete(record[2])
+        elif kind == "points":
+            if record[5] is not None:
+                if planned is None:
+                    planned = [updated(c.docs[record[2]], Update.from_record(record[5]))]
+                for old, new in planned:
+                    c.replace(old, new)
+            c.points.append(record[2], record[3], record[4])
+        elif kind == "points_delete":
+            c.points.delete(record[2])
         elif kind == "index":
             c.add_index(tuple(record[2]), bool(record[3]))
         else:
@@ -296,6 +310,71 @@ class MemoryStore(Store):
             probe.indexes = []
             probe.add_index(paths, bool(unique))  # raises DuplicateKeyError before logging
             self._commit(["index", collection, list(paths), bool(unique)])
+
+    # -- metric points ---------------------------------------------------------------------------
+    def append_points(
+        self,
+        collection: str,
+        uid: str,
+        points: Sequence[tuple[str, Any, Any]],
+        *,
+        attempt: int = 0,
+        query: Query = None,
+        update: Document | None = None,
+    ) -> bool:
+        """Append points, and apply ``update``, in one record (see :meth:`Store.append_points`)."""
+        check_collection(collection)
+        pts = check_points(points)
+        if type(attempt) is not int:
+            raise QueryError(f"attempt must be an int, got {attempt!r:.80}")
+        cq = self._query(query if query is not None else {"uid": uid}) if update is not None else None
+        upd = self._update(update) if update is not None else None
+        with self._writing():
+            c = self._colls.get(collection) or self._coll(collection)
+            changes = None
+            if cq is not None and upd is not None:
+                found = list(islice(c.matching(cq), 1))
+                if not found or found[0]["uid"] != uid:
+                    return False
+                changes = self._plan_changes(c, found, upd)
+            self._commit(["points", collection, uid, attempt, pts, upd.to_record() if upd else None], changes)
+        return True
+
+    def fetch_points(
+        self,
+        collection: str,
+        uids: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        start: Any = None,
+        stop: Any = None,
+        last: int | None = None,
+        attempts: dict[str, int] | None = None,
+    ) -> dict[str, dict[str, list[tuple[Any, Any]]]]:
+        """Read many series at once (see :meth:`Store.fetch_points`)."""
+        check_collection(collection)
+        check_range(start, stop, last)
+        out = {}
+        with self._reading():
+            c = self._colls.get(collection)
+            if c is None:
+                return {}
+            for uid in dict.fromkeys(uids):
+                attempt = None if attempts is None else attempts.get(uid, 0)
+                series = c.points.read(uid, attempt, names=names, start=start, stop=stop, last=last)
+                if series:
+                    out[uid] = series
+        return out
+
+    def delete_points(self, collection: str, uids: Sequence[str]) -> int:
+        """Delete the points of the given documents (see :meth:`Store.delete_points`)."""
+        check_collection(collection)
+        with self._writing():
+            c = self._colls.get(collection)
+            gone = [u for u in dict.fromkeys(uids) if c is not None and u in c.points.trials]
+            if gone:
+                self._commit(["points_delete", collection, gone])
+        return len(gone)
 
     def uids(self, collection: str) -> list[str]:
         """Return the sorted uids of a collection (no documents are copied)."""

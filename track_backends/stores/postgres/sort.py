@@ -98,9 +98,9 @@ def _sort_key(comp: PathCompiler, doc: sql.Composable, path: str, d: sql.Composa
     join = sql.SQL(" LEFT JOIN LATERAL ({cols} FROM ({reps}) {f}(e, v) ORDER BY {io} LIMIT 1) {k} ON true").format(
         cols=cols, reps=reps, f=f, io=inner_order, k=k
     )
-    order = sql.SQL("COALESCE({k}.e, 1){d}, COALESCE({k}.b, {null}){d}, {k}.x{d}, {k}.n{d}, {k}.s{d}, {k}.o{d}").format(
-        k=k, d=d, null=sql.SQL(str(NULL))
-    )
+    order = sql.SQL(
+        "COALESCE({k}.e, 1){d}, COALESCE({k}.b, {null}){d}, COALESCE({k}.x, 1){d}, {k}.n{d}, {k}.s{d}, {k}.o{d}"
+    ).format(k=k, d=d, null=sql.SQL(str(NULL)))
     return join, order, sql.SQL("COALESCE({}.b, {})").format(k, sql.SQL(str(NULL)))
 
 
