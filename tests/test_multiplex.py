@@ -25,6 +25,7 @@ from track_backends import errors
 from track_backends.cli import main
 from track_backends.model import Project, Status, Trial, TrialGroup
 from track_backends.multiplexer import ProtocolMultiplexer
+from track_backends.query.equality import same_value
 from track_backends.registry import available_schemes, get_protocol, open_store
 from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
 from track_backends.stores.filelock import FileLock
@@ -37,7 +38,6 @@ from track_backends.stores.multiplex import (
     parse_multiplex,
 )
 from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
-from track_backends.query.equality import same_value
 from track_backends.testing.base import snapshot
 from track_backends.testing.data import COLL
 
