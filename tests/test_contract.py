@@ -2,16 +2,16 @@
 
 import pytest
 
-from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
 
 
-class TestEphemeral(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
+class TestEphemeral(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
     @pytest.fixture
     def store_uri(self):
         return "ephemeral:"
 
 
-class TestPickled(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
+class TestPickled(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
     multiprocess = True
 
     @pytest.fixture
@@ -19,7 +19,7 @@ class TestPickled(StoreContract, ProtocolContract, ClaimContract, LeaseContract)
         return f"pickled://{tmp_path}/store.pkl"
 
 
-class TestFile(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
+class TestFile(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
     multiprocess = True
 
     @pytest.fixture

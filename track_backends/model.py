@@ -200,7 +200,13 @@ class Trial:
     revision: int = 0
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, list[list[Any]]] = field(default_factory=dict)
+    metrics: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict, compare=False)
+    """The series ``{name: [(step, value), ...]}``, when they were read or logged through this object.
+
+    The points live beside the trial document (see ``fetch_metrics``); the document holds
+    :attr:`metric_summary`."""
+    metric_summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``{name: {"count", "last", "last_step", "min", "max"}}``, which queries filter and sort on."""
     chronos: dict[str, dict[str, float]] = field(default_factory=dict)
     status: Status = field(default_factory=lambda: Status.Created)
     errors: list[str] = field(default_factory=list)
@@ -240,7 +246,7 @@ class Trial:
             "group_id": self.group_id,
             "parameters": self.parameters,
             "metadata": self.metadata,
-            "metrics": self.metrics,
+            "metric_summary": self.metric_summary,
             "chronos": self.chronos,
             "status": Status.from_doc(self.status).to_doc(),
             "errors": self.errors,
@@ -260,7 +266,7 @@ class Trial:
             revision=doc.get("revision", 0),
             description=doc.get("description", ""),
             metadata=doc.get("metadata", {}),
-            metrics=doc.get("metrics", {}),
+            metric_summary=doc.get("metric_summary", {}),
             chronos=doc.get("chronos", {}),
             status=Status.from_doc(doc["status"]) if "status" in doc else Status.Created,
             errors=doc.get("errors", []),

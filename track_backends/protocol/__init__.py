@@ -6,15 +6,17 @@ the store, so the same semantics hold on every backend, and
 
 * :mod:`.core`: projects, groups, trials, queries, and fencing of reserved trials' writes.
 * :mod:`.leases`: ``reserve_trial``, ``heartbeat``, ``run_trial``, ``requeue_stale``.
+* :mod:`.metrics`: points beside the trial, summaries in it, ``fetch_metrics``, ``fetch_trials``.
 """
 
 from __future__ import annotations
 
-from .leases import DEFAULT_LEASE, LeasedProtocol, default_owner
+from .leases import DEFAULT_LEASE, default_owner
+from .metrics import MetricsProtocol
 from .updates import GROUP_UPDATES, TRIAL_UPDATES
 
 
-class DocumentProtocol(LeasedProtocol):
+class DocumentProtocol(MetricsProtocol):
     """track's persistence Protocol over any :class:`~track_backends.store.Store`.
 
     Args:

@@ -16,7 +16,6 @@ from .updates import (
     UpdateDoc,
     chrono_add,
     finish_update,
-    metrics_update,
     mirror,
     start_update,
     status_update,
@@ -196,10 +195,6 @@ class ProtocolCore:
     def log_trial_metadata(self, trial: Trial, **metadata: Any) -> None:
         """Set metadata keys of the trial."""
         self._apply(TRIALS, trial, TRIAL_UPDATES["log_trial_metadata"](**metadata))
-
-    def log_trial_metrics(self, trial: Trial, step: Any = None, **metrics: Any) -> None:
-        """Append ``[step, value]`` to ``metrics[name]`` for each metric given."""
-        self._apply(TRIALS, trial, metrics_update(step, **metrics))
 
     def set_trial_status(self, trial: Trial, status: Status | str, error: Any = None) -> None:
         """Set the status (a :class:`Status` or a predefined name) and record ``error``."""

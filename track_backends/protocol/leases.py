@@ -94,20 +94,20 @@ class LeasedProtocol(ProtocolCore):
             if max_attempts is not None and attempts > max_attempts:
                 self._break(trial, f"reserved {attempts} times, more than max_attempts={max_attempts}")
                 continue
-            if trial.metrics:
-                self._archive_metrics(trial)
+            if trial.metric_summary:
+                self._archive_summary(trial)
             return trial
 
-    def _archive_metrics(self, trial: Trial) -> None:
-        """Move an earlier attempt's metrics to ``previous_attempts``, so that ``metrics`` holds this one's.
+    def _archive_summary(self, trial: Trial) -> None:
+        """Move an earlier attempt's metric summary to ``previous_attempts``: this attempt starts clean.
 
         The earlier worker can no longer write (its token is stale), so what the reservation
-        returned is all it logged.
+        returned is all it logged. Its points stay stored under its own attempt.
         """
         assert trial.fence is not None
-        entry = {"token": trial.fence - 1, "metrics": trial.metrics}
+        entry = {"token": trial.fence - 1, "metric_summary": trial.metric_summary}
         with contextlib.suppress(LeaseLostError):
-            self._apply(TRIALS, trial, {"$set": {"metrics": {}}, "$push": {"previous_attempts": entry}})
+            self._apply(TRIALS, trial, {"$set": {"metric_summary": {}}, "$push": {"previous_attempts": entry}})
 
     def _break(self, trial: Trial, why: str) -> None:
         with contextlib.suppress(LeaseLostError):  # someone else took it meanwhile: theirs now

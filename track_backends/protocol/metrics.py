@@ -130,6 +130,37 @@ class MetricsProtocol(LeasedProtocol):
         for name, points in series.items():
             trial.metrics.setdefault(name, []).extend(points)
 
+    def fetch_and_update_trial(self, query: Query, attr: str, *args: Any, **kwargs: Any) -> Trial | None:
+        """Atomically pick one matching trial and apply a Protocol update method to it.
+
+        ``log_trial_metrics`` updates the chosen trial's summary atomically, then appends its
+        points (see :meth:`ProtocolCore.fetch_and_update_trial` for the rest).
+        """
+        trial = super().fetch_and_update_trial(query, attr, *args, **kwargs)
+        if trial is None or attr != "log_trial_metrics":
+            return trial
+        step = args[0] if args else kwargs.pop("step", None)
+        points = [(name, step, value) for name, value in kwargs.items()]
+        self.store.append_points(TRIALS, trial.uid, points, attempt=attempt_of({"lease": trial.lease}))
+        trial.metrics = {name: [(step, value)] for name, _, value in points}
+        return trial
+
+    def get_trial(self, trial: Trial) -> list[Trial]:
+        """Every stored revision of the trial (same hash), oldest first, with its series attached."""
+        trials = super().get_trial(trial)
+        self._attach(trials, None)
+        return trials
+
+    def _attach(self, trials: list[Trial], names: Sequence[str] | None) -> None:
+        """Read the series of many trials in one bulk read and attach them as ``trial.metrics``."""
+        if not trials:
+            return
+        series = self.store.fetch_points(
+            TRIALS, [t.uid for t in trials], names=names, attempts={t.uid: _attempt(t) for t in trials}
+        )
+        for t in trials:
+            t.metrics = series.get(t.uid, {})
+
     def fetch_metrics(
         self,
         trial: Trial,
@@ -174,14 +205,8 @@ class MetricsProtocol(LeasedProtocol):
                 those, ``False`` none (the cheapest: no points are read).
         """
         trials = [Trial.from_doc(d) for d in self.store.find(TRIALS, query, sort=sort, limit=limit)]
-        if metrics is False or not trials:
-            return trials
-        names = None if metrics is True else list(metrics)
-        series = self.store.fetch_points(
-            TRIALS, [t.uid for t in trials], names=names, attempts={t.uid: _attempt(t) for t in trials}
-        )
-        for t in trials:
-            t.metrics = series.get(t.uid, {})
+        if metrics is not False:
+            self._attach(trials, None if metrics is True else list(metrics))
         return trials
 
 

@@ -66,9 +66,12 @@ def status_update(status: Any, error: Any = None) -> UpdateDoc:
 
 
 def metrics_update(step: Any = None, **metrics: Any) -> UpdateDoc:
+    """The summary update of one point per metric (the points themselves are appended beside it)."""
+    from .metrics import summary_update
+
     if not metrics:
         raise QueryError("log_trial_metrics needs at least one metric, e.g. loss=0.1")
-    return {"$push": {f"metrics.{check_key(k, 'metrics')}": [step, v] for k, v in metrics.items()}}
+    return summary_update({check_key(k, "metric_summary"): [(step, v)] for k, v in metrics.items()})
 
 
 def set_update(prefix: str) -> Callable[..., UpdateDoc]:

@@ -34,8 +34,9 @@ from ..encoding import SPECIAL_KEY, mark_specials, unmark_special
 from ..errors import CorruptStoreError, EncodingError, StoreError
 
 MAGIC = "track_backends journal"
-FORMAT_VERSION = 1
-RECORD_KINDS = frozenset(("insert", "update", "delete", "index"))
+FORMAT_VERSION = 2
+"""1: documents only; 2: metric points records beside them (the document layout of :mod:`track_backends.layout`)."""
+RECORD_KINDS = frozenset(("insert", "update", "delete", "index", "points", "points_delete"))
 
 _FRAME = struct.Struct(">II")
 _PICKLE_START = b"\x80\x05"  # PROTO 5: how every pickled payload starts

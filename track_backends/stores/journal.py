@@ -38,13 +38,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import CorruptStoreError, InvalidURIError, LockTimeoutError, StoreError, StoreUnavailableError
+from ..errors import CorruptStoreError, LockTimeoutError, StoreError, StoreUnavailableError
 from ..store import DEFAULT_INDEXES
-from ..uri import StoreURI
-from .codecs import CODECS, EMPTY, BadFrame, check_header, header_line, write_file
+from .codecs import CODECS, EMPTY, FORMAT_VERSION, BadFrame, check_header, header_line, write_file
 from .filelock import FileLock
 from .gcpause import gc_paused
-from .memory import MemoryStore
+from .memory import MemoryStore, upgrade_layout
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,6 @@ _READ_CHUNK = 16 * 1024 * 1024
 _GC_PAUSE_BYTES = 1 << 20
 _SNAPSHOT_CHUNK = 1000  # documents per snapshot record
 _HOLDER = "another process or thread holds it; raise lock_timeout=... in the URI to wait longer"
-_URI_OPTIONS = frozenset({"lock_timeout", "fsync", "compact_bytes", "create"})
 
 
 def _check_arguments(codec: str, lock_timeout: float, compact_bytes: int) -> None:
@@ -189,6 +187,7 @@ class JournalStore(MemoryStore):
         self._ident = (st.st_dev, st.st_ino)
         self._colls = {}
         self.generation = header["generation"]
+        self._version = header.get("version", FORMAT_VERSION) if st.st_size else FORMAT_VERSION
         self._offset = header_len  # 0 for an empty file: it gets its header on the first write
         self._snap_end = header_len + header["snapshot_bytes"]
         self._set_compact_after()
@@ -228,6 +227,8 @@ class JournalStore(MemoryStore):
             except BaseException:
                 self._ident = None  # the state may be half-applied: reload next time
                 raise
+        if self._version < FORMAT_VERSION:
+            upgrade_layout(self._colls)  # layout 1: points still inside trials (idempotent)
         if exclusive and size > self._offset:
             self._truncate_torn_tail(size)
 
@@ -332,6 +333,9 @@ class JournalStore(MemoryStore):
         if self._offset == 0:  # an empty file: its header first
             self._write_file(header_line(self._codec.name, 0, 0), [])
             self._reopen_rewritten("after writing its header")
+        elif self._version < FORMAT_VERSION:  # an older format: rewritten in this one first
+            self._compact_locked()
+            self._version = FORMAT_VERSION
         start = self._offset
         try:
             view = memoryview(data)
@@ -363,6 +367,7 @@ class JournalStore(MemoryStore):
             docs = list(c.docs.values())
             for i in range(0, len(docs), _SNAPSHOT_CHUNK):
                 yield ["insert", name, docs[i : i + _SNAPSHOT_CHUNK]]
+            yield from c.points.records(name)
 
     def _compact_locked(self) -> None:
         """Rewrite the journal as a snapshot of the state (under the exclusive lock, caught up)."""
@@ -442,57 +447,6 @@ class JournalStore(MemoryStore):
         return f"<JournalStore {self.scheme}:{self.path} ({state})>"
 
 
-def _from_uri(uri: StoreURI, codec: str) -> JournalStore:
-    if uri.host and uri.host.lower() != "localhost":
-        raise InvalidURIError(
-            f"{uri.redacted}: a {codec}: URI names a file, not a host ({uri.host!r}); "
-            f"use {codec}:relative/path or {codec}:///absolute/path"
-        )
-    if not uri.path:
-        raise InvalidURIError(
-            f"{uri.redacted}: a {codec}: URI needs a file path, e.g. {codec}:relative/path or {codec}:///absolute/path"
-        )
-    uri.check_options(_URI_OPTIONS)
-    lock_timeout = uri.option("lock_timeout", DEFAULT_LOCK_TIMEOUT, float)
-    if not math.isfinite(lock_timeout) or lock_timeout < 0:
-        raise InvalidURIError(f"{uri.redacted}: lock_timeout must be a finite number of seconds >= 0")
-    compact_bytes = uri.option("compact_bytes", DEFAULT_COMPACT_BYTES, int)
-    if compact_bytes < 0:
-        raise InvalidURIError(f"{uri.redacted}: compact_bytes must be >= 0 (0 disables automatic compaction)")
-    return JournalStore(
-        uri.path,
-        codec,
-        lock_timeout=lock_timeout,
-        fsync=uri.option("fsync", True, bool),
-        compact_bytes=compact_bytes,
-        create=uri.option("create", True, bool),
-    )
+from .journal_uri import file_from_uri, pickled_from_uri  # noqa: E402  (the registry's factories)
 
-
-def pickled_from_uri(uri: StoreURI) -> JournalStore:
-    """Registry factory for ``pickled:`` (pickle-framed journal).
-
-    Options: ``lock_timeout`` (seconds, default 30), ``fsync`` (default true; false is unsafe on
-    power loss), ``compact_bytes`` (default 4 MiB; 0 disables automatic compaction) and
-    ``create`` (default true; false refuses to open a file that does not exist). A path that
-    starts with ``~`` (``pickled:~/t.pkl``) is in the home directory.
-
-    Raises:
-        InvalidURIError: The URI names a host, has no path, or has an unknown or bad option.
-        StoreUnavailableError: ``create=false`` and the file does not exist.
-        StoreError: The file cannot be opened (see :class:`JournalStore`).
-    """
-    return _from_uri(uri, "pickled")
-
-
-def file_from_uri(uri: StoreURI) -> JournalStore:
-    """Registry factory for ``file:`` (JSON-lines journal, readable by ``jq``).
-
-    Options are those of :func:`pickled_from_uri`.
-
-    Raises:
-        InvalidURIError: The URI names a host, has no path, or has an unknown or bad option.
-        StoreUnavailableError: ``create=false`` and the file does not exist.
-        StoreError: The file cannot be opened (see :class:`JournalStore`).
-    """
-    return _from_uri(uri, "file")
+__all__ = ["JournalStore", "file_from_uri", "pickled_from_uri"]

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..encoding import clone, prepare_document
 from ..errors import QueryError
+from ..layout import attempt_of, legacy_points
 from ..query import (
     apply_update,
     parse,
@@ -34,7 +35,7 @@ from ..query import (
 from ..query.ast import Node
 from ..query.cache import UPDATES, ParseCache
 from ..query.update import Update
-from ..store import Document, Query, Store, check_collection, check_index_keys, check_limit
+from ..store import TRIALS, Document, Query, Store, check_collection, check_index_keys, check_limit
 from .collection import Collection, CompiledQuery
 from .gcpause import gc_paused
 from .points import check_points, check_range
@@ -79,6 +80,26 @@ def updated(old: Document, upd: Update) -> tuple[Document, Document]:
 
 _COMPILED: ParseCache[CompiledQuery] = ParseCache(lambda q: CompiledQuery(parse(q or {})))
 """Queries compiled to predicates with their index pins, shared by every in-memory engine."""
+
+
+def upgrade_layout(colls: dict[str, Collection]) -> int:
+    """Move layout-1 trials' in-document metrics beside them (see :mod:`track_backends.layout`).
+
+    Returns:
+        How many trials were converted (0 when every trial is in the current layout already).
+    """
+    c = colls.get(TRIALS)
+    n = 0
+    for old in list(c.docs.values()) if c is not None else ():
+        got = legacy_points(old)
+        if got is None:
+            continue
+        points, update = got
+        _, new = updated(old, UPDATES.get(update))
+        c.replace(old, new)  # type: ignore[union-attr]
+        c.points.append(old["uid"], attempt_of(old), check_points(points))  # type: ignore[union-attr]
+        n += 1
+    return n
 
 
 class MemoryStore(Store):

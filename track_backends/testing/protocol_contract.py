@@ -69,7 +69,11 @@ class ProtocolContract(_Base):
             protocol.log_trial_chrono_finish(trial, "epoch")
         protocol.log_trial_finish(trial)
         (stored,) = protocol.get_trial(trial)
-        assert stored.metrics == {"loss": [[1, 0.5], [2, 0.25], [None, 0.125]], "acc": [[1, 0.7]]}
+        assert stored.metrics == {"loss": [(1, 0.5), (2, 0.25), (None, 0.125)], "acc": [(1, 0.7)]}
+        assert stored.metric_summary == {
+            "loss": {"count": 3, "last": 0.125, "last_step": None, "min": 0.125, "max": 0.5},
+            "acc": {"count": 1, "last": 0.7, "last_step": 1, "min": 0.7, "max": 0.7},
+        }
         assert stored.parameters["batch"] == 32 and stored.parameters["lr"] == 0.1
         assert stored.metadata["host"] == "node1" and stored.metadata["end_time"] >= stored.metadata["start_time"]
         assert stored.metadata["runtime"] >= 0
@@ -78,7 +82,7 @@ class ProtocolContract(_Base):
         chrono = stored.chronos["epoch"]
         assert chrono["count"] == 3 and chrono["min"] <= chrono["mean"] <= chrono["max"]
         assert abs(chrono["total"] - 3 * chrono["mean"]) < 1e-9 and chrono["sd"] >= 0
-        for field in ("metrics", "parameters", "tags", "status", "chronos"):
+        for field in ("metrics", "metric_summary", "parameters", "tags", "status", "chronos"):
             assert getattr(trial, field) == getattr(stored, field), field  # the caller's object follows
 
     def test_finish_with_exception(self, protocol: DocumentProtocol, trial: Trial) -> None:
@@ -111,7 +115,9 @@ class ProtocolContract(_Base):
         assert got is not None and got.uid == trial.uid and got.status == Status.Running
         assert protocol.fetch_and_update_trial(query, "set_trial_status", Status.Running) is None
         got = protocol.fetch_and_update_trial({"uid": trial.uid}, "log_trial_metrics", step=3, loss=1.0)
-        assert got is not None and got.metrics == {"loss": [[3, 1.0]]}
+        assert got is not None and got.metrics == {"loss": [(3, 1.0)]}
+        assert got.metric_summary["loss"] == {"count": 1, "last": 1.0, "last_step": 3, "min": 1.0, "max": 1.0}
+        assert protocol.fetch_metrics(got) == {"loss": [(3, 1.0)]}
         g = protocol.fetch_and_update_group({"name": "grp"}, "set_group_metadata", done=True)
         assert g is not None and g.metadata == {"done": True}
 
@@ -149,7 +155,7 @@ class ProtocolContract(_Base):
         np = pytest.importorskip("numpy")
         protocol.log_trial_metrics(trial, step=np.int64(1), loss=np.float32(0.5), vec=np.arange(3))
         (stored,) = protocol.get_trial(trial)
-        assert stored.metrics == {"loss": [[1, 0.5]], "vec": [[1, [0, 1, 2]]]}
+        assert stored.metrics == {"loss": [(1, 0.5)], "vec": [(1, [0, 1, 2])]}
         assert type(stored.metrics["loss"][0][0]) is int
 
     def test_context_manager_closes(self, store_uri: str) -> None:
@@ -168,6 +174,8 @@ class ProtocolContract(_Base):
         protocol.log_trial_metadata(t, note=float("-inf"))
         (stored,) = protocol.fetch_trials({"uid": t.uid})
         assert stored.parameters == {"lr": math.inf, "decay": -math.inf}
-        assert math.isnan(stored.metrics["loss"][0][1]) and stored.metrics["loss"][1] == [2, math.inf]
+        assert math.isnan(stored.metrics["loss"][0][1]) and stored.metrics["loss"][1] == (2, math.inf)
+        summary = stored.metric_summary["loss"]
+        assert summary["count"] == 2 and summary["min"] == summary["max"] == math.inf  # NaN is ignored
         assert stored.metadata["note"] == -math.inf
         assert [x.uid for x in protocol.fetch_trials({"parameters.lr": math.inf})] == [t.uid]
