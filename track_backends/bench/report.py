@@ -170,6 +170,42 @@ def check_targets(
     return out
 
 
+# (store kind or "any", metric, op, bound, label)
+HISTORY_TARGETS: list[tuple[str, str, str, float, str]] = [
+    ("any", "point_flat", "<=", 1.3, "per-point cost at the long series / at 1k points"),
+    ("memory", "batch_per_s", ">=", 200_000, "batched points/s"),
+    ("journal", "batch_per_s", ">=", 50_000, "batched points/s"),
+    ("postgres", "batch_per_s", ">=", 50_000, "batched points/s"),
+    ("mongo", "batch_ratio", ">=", 0.85, "batched points/s / raw pymongo insert_many"),
+    ("memory", "read_ms", "<=", 50, "read the long series, ms"),
+    ("journal", "read_ms", "<=", 50, "read the long series, ms"),
+    ("postgres", "read_ms", "<=", 200, "read the long series, ms"),
+    ("any", "fetch_no_metrics_ratio", "<=", 1.5, "fetch_trials(metrics=False) with points / without"),
+]
+
+
+def check_history(history: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Compare the history phase with its targets, and the memory store's unbatched log with Optuna's."""
+    out = []
+    optuna = [r for r in rows if r["store"] == "optuna-inmemory" and r.get("log_per_s")]
+    for h in history:
+        k = kind(parse_uri(h["uri"]).scheme)
+        values = {**h, "batch_ratio": h["batch_per_s"] / h["ref_batch_per_s"] if h.get("ref_batch_per_s") else None}
+        where = f"{h['points']:,} points"
+        for tk, metric, op, bound, label in HISTORY_TARGETS:
+            if tk not in ("any", k):
+                continue
+            v = values.get(metric)
+            ok = None if v is None else (v >= bound if op == ">=" else v <= bound)
+            out.append(_entry(ok, h["store"], "history", where, f"{label} {op} {bound:,}", v))
+        if k == "memory" and optuna:
+            ratio = (1e6 / h["point_us_small"]) / max(r["log_per_s"] for r in optuna)
+            out.append(
+                _entry(ratio >= 0.5, h["store"], "history", "unbatched", "log/s / Optuna InMemory's >= 0.5", ratio)
+            )
+    return out
+
+
 def _relative_checks(store: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The :data:`RELATIVE_TARGETS` of one store, judged at n=1,000 (or its smallest n)."""
     out = []
@@ -221,6 +257,29 @@ def _ratio(r: dict[str, Any] | None, key: str) -> str:
 RATIO_KEYS = ("insert", "query", "log", "claim", "group")
 
 
+def _history_table(history: list[dict[str, Any]]) -> str:
+    head = ["store", "points", "us/pt @1k", "us/pt @long", "flat", "batch pts/s", "raw pts/s", "read ms", "fetch ratio"]
+    body = [
+        [
+            h["store"],
+            f"{h['points']:,}",
+            _fmt(h["point_us_small"], 1),
+            _fmt(h["point_us_large"], 1),
+            f"{h['point_flat']:.2f}x",
+            _fmt(h["batch_per_s"]),
+            _fmt(h.get("ref_batch_per_s")),
+            _fmt(h["read_ms"], 1),
+            f"{h['fetch_no_metrics_ratio']:.2f}x",
+        ]
+        for h in history
+    ]
+    title = (
+        "history: metric points in one trial (unbatched log cost at 1k points and at the long series, "
+        "batched rate, reading the series, fetch_trials(metrics=False) over 1,000 trials with points / without)"
+    )
+    return title + "\n" + table(head, body)
+
+
 def format_report(report: dict[str, Any], *, checks: bool = False) -> str:
     """Render a report as text: results, workers, flatness, notes, and optionally the checks."""
     header = ["store", "level", "n", "insert/s", "query ms", "log/s", "claim/s", "group ms", "reserve/s", "beat/s"]
@@ -250,6 +309,8 @@ def format_report(report: dict[str, Any], *, checks: bool = False) -> str:
         "last 5 columns: store rate / reference rate, reference = the ref:* row of the same store)",
         table(header, body),
     ]
+    if report.get("history"):
+        parts += ["", _history_table(report["history"])]
     if report.get("workers"):
         parts += ["", "concurrent claims: K processes claim from one store until none is left (each trial once)"]
         wh = ["store", "n", "workers", "claims/s", "speedup", "per worker", "note"]

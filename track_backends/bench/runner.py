@@ -21,7 +21,9 @@ from ..store import TRIALS, Store
 from ..uri import StoreURI, parse_uri
 from . import peers as peers_mod
 from . import references, workers
-from .report import JOURNAL_SCHEMES, check_targets, flatness, kind
+from .history import history as history_phase
+from .history import pymongo_insert_many
+from .report import JOURNAL_SCHEMES, check_history, check_targets, flatness, kind
 from .workload import (
     GROUP,
     GROUP_PENDING,
@@ -303,6 +305,8 @@ def run(
     repeats: int | None = None,
     no_gc: bool = False,
     progress: Progress | None = None,
+    history: bool = True,
+    history_points: int = 100_000,
 ) -> dict[str, Any]:
     """Run the benchmark and return its report (what ``--json`` prints).
 
@@ -315,6 +319,8 @@ def run(
         repeats: Runs per measurement (medians are reported); ``None`` picks 5, 3 or 1 by cost.
         no_gc: Disable Python's cyclic garbage collector while measuring.
         progress: Called with a line of text before each measurement.
+        history: Also run the history phase (metric points at scale, :mod:`.history`).
+        history_points: Points in the history phase's long series.
 
     Returns:
         ``{"meta", "rows", "workers", "flatness", "checks", "notes"}``. Each row has ``store, uri,
@@ -352,6 +358,7 @@ def run(
     workloads = {"store": store_workload, "protocol": protocol_workload}
     rows: list[dict[str, Any]] = []
     wrows: list[dict[str, Any]] = []
+    hrows: list[dict[str, Any]] = []
     notes: list[str] = []
     meta = _meta(ns, levels, ks, repeats, no_gc)
     try:
@@ -390,6 +397,8 @@ def run(
                         )
                     if ks and not skip:
                         wrows.extend(_workers_rows(target, n, ks, repeats, say))
+                if history:
+                    hrows.append(_history_row(target, history_points, say))
             if peers:
                 rows.extend(_peer_rows(ns, repeats, say, notes))
     finally:
@@ -401,10 +410,22 @@ def run(
         "meta": meta,
         "rows": rows,
         "workers": wrows,
+        "history": hrows,
         "flatness": flat,
-        "checks": check_targets(rows, flat, wrows if ks else None),
+        "checks": check_targets(rows, flat, wrows if ks else None) + check_history(hrows, rows),
         "notes": notes,
     }
+
+
+def _history_row(target: Target, points: int, say: Progress) -> dict[str, Any]:
+    say(f"{target.label} history ({points:,} points in one trial)")
+    with target.fresh_store() as store:
+        res = history_phase(store, points=points)
+    ref = None
+    if target.kind == "mongo":
+        say(f"{target.label} history ref:pymongo insert_many")
+        ref = pymongo_insert_many(target.uri)
+    return {"store": target.label, "uri": target.uri.redacted, **res, "ref_batch_per_s": ref}
 
 
 def _skipped_workers(target: Target, note: str) -> dict[str, Any]:

@@ -65,6 +65,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--plot", metavar="PNG", help="draw µs/op against n, log-log (needs the 'bench' extra)")
     p.add_argument("--no-peers", action="store_true", help="skip optuna/orion rows even when they import")
+    p.add_argument("--no-history", action="store_true", help="skip the history phase (metric points at scale)")
+    p.add_argument(
+        "--history-points",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="points in the history phase's long series (default: 100000)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -83,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeat,
         no_gc=args.no_gc,
         progress=progress,
+        history=not args.no_history,
+        history_points=args.history_points,
     )
     if args.plot:
         bench.plot_report(report, args.plot)

@@ -15,7 +15,8 @@ from typing import Any
 from ..encoding import check_key
 from ..errors import QueryError
 from ..model import Status
-from ..query import apply_update, parse_update
+from ..query import apply_update
+from ..query.cache import UPDATES
 
 UpdateDoc = dict[str, Any]
 
@@ -120,7 +121,7 @@ def chrono_add(stats: dict[str, Any] | None, value: float) -> dict[str, float]:
 
 def mirror(obj: Any, update: UpdateDoc) -> None:
     """Apply an update that the store accepted to the caller's object as well."""
-    upd = parse_update(update)
+    upd = UPDATES.get(update)
     sub: dict[str, Any] = {}
     for _, parts, _ in upd.ops:
         name = parts[0]

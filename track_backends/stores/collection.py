@@ -137,9 +137,12 @@ class Collection:
         for ix in self.indexes:
             ix.add(ix.key(doc), uid)
 
-    def replace(self, old: Document, new: Document) -> None:
+    def replace(self, old: Document, new: Document, touched: frozenset[str] | None = None) -> None:
+        """Put ``new`` in place of ``old``; ``touched``: the top-level fields that may differ (None: any)."""
         uid = old["uid"]
         for ix in self.indexes:
+            if touched is not None and ix.tops.isdisjoint(touched):
+                continue
             ko, kn = ix.key(old), ix.key(new)
             if ko != kn or type(ko) is not type(kn):
                 ix.remove(ko, uid)

@@ -87,6 +87,7 @@ class HashIndex:
     def __init__(self, paths: tuple[str, ...], unique: bool) -> None:
         self.paths = paths
         self.parts = tuple(tuple(p.split(".")) for p in paths)
+        self.tops = frozenset(p[0] for p in self.parts)  # top-level fields the key depends on
         self.unique = unique
         self.buckets: dict[Any, Bucket] = {}
         self.owner: dict[Any, str] = {}  # unique indexes: key -> uid

@@ -82,6 +82,11 @@ _COMPILED: ParseCache[CompiledQuery] = ParseCache(lambda q: CompiledQuery(parse(
 """Queries compiled to predicates with their index pins, shared by every in-memory engine."""
 
 
+def _tops(ops: list[list[Any]]) -> frozenset[str]:
+    """The top-level fields a recorded update writes."""
+    return frozenset(path.partition(".")[0] for _, path, _ in ops)
+
+
 def upgrade_layout(colls: dict[str, Collection]) -> int:
     """Move layout-1 trials' in-document metrics beside them (see :mod:`track_backends.layout`).
 
@@ -153,8 +158,9 @@ class MemoryStore(Store):
             if planned is None:
                 upd = Update.from_record(record[3])
                 planned = [updated(c.docs[uid], upd) for uid in record[2]]
+            touched = _tops(record[3])
             for old, new in planned:
-                c.replace(old, new)
+                c.replace(old, new, touched)
         elif kind == "delete":
             for uid in record[2]:
                 c.remove(uid)
@@ -163,8 +169,9 @@ class MemoryStore(Store):
             if record[5] is not None:
                 if planned is None:
                     planned = [updated(c.docs[record[2]], Update.from_record(record[5]))]
+                touched = _tops(record[5])
                 for old, new in planned:
-                    c.replace(old, new)
+                    c.replace(old, new, touched)
             c.points.append(record[2], record[3], record[4])
         elif kind == "points_delete":
             c.points.delete(record[2])
