@@ -412,3 +412,23 @@ def test_reference_and_levels_are_measured_in_interleaved_rounds() -> None:
     assert calls == ["ref", "store"] * 3
     assert out["ref"] == ({"insert_per_s": 3.0, "group_query_ms": None}, 3)
     assert out["store"][0]["insert_per_s"] == 4.0
+
+
+def test_history_phase_reports_points_at_scale() -> None:
+    report = bench.run(["ephemeral:"], [50], levels=["protocol"], repeats=1, history=True, history_points=3000)
+    (h,) = report["history"]
+    assert h["store"] == "ephemeral" and h["points"] == 3000 + 300
+    assert h["point_us_small"] > 0 and h["point_us_large"] > 0 and h["batch_per_s"] > 0 and h["read_ms"] > 0
+    assert h["point_flat"] == pytest.approx(h["point_us_large"] / h["point_us_small"])
+    whats = {c["what"].split(" <= ")[0].split(" >= ")[0] for c in report["checks"] if c["level"] == "history"}
+    assert "batched points/s" in whats and "read the long series, ms" in whats
+    text = bench.format_report(report, checks=True)
+    assert "history: metric points in one trial" in text
+
+
+def test_cli_history_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "ephemeral:", "--n", "50", "--repeat", "1", "--workers", "0", "--no-peers", "--json", "-q"]
+    assert main([*argv, "--history-points", "2000"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["history"]) == 1
+    assert main([*argv, "--no-history"]) == 0
+    assert json.loads(capsys.readouterr().out)["history"] == []

@@ -247,7 +247,10 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
     store.close = lambda: None  # type: ignore[method-assign]
     register("clibench", lambda uri: store, replace=True)
     try:
-        assert main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "--no-peers", "-q"]) == 0
+        assert (
+            main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "--no-peers", "--no-history", "-q"])
+            == 0
+        )
     finally:
         unregister("clibench")
     report = json.loads(capsys.readouterr().out)

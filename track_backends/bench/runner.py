@@ -305,7 +305,7 @@ def run(
     repeats: int | None = None,
     no_gc: bool = False,
     progress: Progress | None = None,
-    history: bool = True,
+    history: bool = False,
     history_points: int = 100_000,
 ) -> dict[str, Any]:
     """Run the benchmark and return its report (what ``--json`` prints).
