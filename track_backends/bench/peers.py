@@ -87,13 +87,13 @@ def _orion_workload(db: Any, n: int) -> Result:
 
 
 def _orion_ephemeral(n: int, scratch: str) -> Result:
-    from orion.core.io.database.ephemeraldb import EphemeralDB
+    from orion.core.io.database.ephemeraldb import EphemeralDB  # type: ignore[import-not-found]
 
     return _orion_workload(EphemeralDB(), n)
 
 
 def _orion_pickled(n: int, scratch: str) -> Result:
-    from orion.core.io.database.pickleddb import PickledDB
+    from orion.core.io.database.pickleddb import PickledDB  # type: ignore[import-not-found]
 
     return _orion_workload(PickledDB(host=os.path.join(scratch, "orion.pkl")), n)
 

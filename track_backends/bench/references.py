@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import marshal
 import os
@@ -239,7 +240,7 @@ class _Recorder:
             calls.append((query, params))
             return original(conn, query, params, **kw)
 
-        psycopg.Connection.execute = execute  # type: ignore[method-assign]
+        psycopg.Connection.execute = execute  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
@@ -279,10 +280,10 @@ def record_postgres(store: Store, n: int) -> dict[str, list[Statement]]:
     phases: dict[str, list[Statement]] = {k: [] for k in ("insert", "query", "log", "claim", "interrupt", "group")}
     with rec.recording():
         for d in docs:
-            phases["insert"].append(rec.one("insert", lambda d=d: store.insert(TRIALS, d))[0])
+            phases["insert"].append(rec.one("insert", functools.partial(store.insert, TRIALS, d))[0])
         phases["query"].append(rec.one("find", lambda: store.find(TRIALS, PENDING))[0])
         for i in range(min(n, LOG_OPS)):
-            log = rec.one("update", lambda i=i: store.update(TRIALS, {"uid": docs[i]["uid"]}, log_update(i)))
+            log = rec.one("update", functools.partial(store.update, TRIALS, {"uid": docs[i]["uid"]}, log_update(i)))
             phases["log"].append(log[0])
         while True:
             stmt, doc = rec.one("find_one_and_update", lambda: store.find_one_and_update(TRIALS, PENDING, CLAIM_UPDATE))
@@ -291,7 +292,7 @@ def record_postgres(store: Store, n: int) -> dict[str, list[Statement]]:
                 break
         for i in interrupted_indexes(n):
             phases["interrupt"].append(
-                rec.one("update", lambda i=i: store.update(TRIALS, {"uid": docs[i]["uid"]}, INTERRUPT_UPDATE))[0]
+                rec.one("update", functools.partial(store.update, TRIALS, {"uid": docs[i]["uid"]}, INTERRUPT_UPDATE))[0]
             )
         phases["group"].append(rec.one("find", lambda: store.find(TRIALS, PENDING))[0])
     phases["claim"] = _dedupe(phases["claim"])

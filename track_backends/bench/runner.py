@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import platform
@@ -290,7 +291,7 @@ def _peer_rows(ns: Sequence[int], repeats: int | None, say: Progress, notes: lis
             )
         for n in sorted(n for n in ns if n <= peer.max_n):
             say(f"peer {peer.name} n={n:,}")
-            res, reps = _repeat(lambda n=n, p=peer: peers_mod.run_peer(p, n), repeats)
+            res, reps = _repeat(functools.partial(peers_mod.run_peer, peer, n), repeats)
             rows.append(_row(peer.name, f"peer:{peer.name}", "peer", n, reps, res, None))
     return rows
 
@@ -384,7 +385,7 @@ def run(
                                 return workloads[level](store, n)
 
                         fns[level] = once
-                    measured = _interleaved(fns, repeats, lambda what, n=n, t=target: say(f"{t.label} {what} n={n:,}"))
+                    measured = _interleaved(fns, repeats, functools.partial(_say_at, say, target.label, n))
                     ref = measured[ref_name][0] if ref_fn is not None else None
                     for level in levels:
                         res, reps = measured[level]
@@ -415,6 +416,10 @@ def run(
         "checks": check_targets(rows, flat, wrows if ks else None) + check_history(hrows, rows),
         "notes": notes,
     }
+
+
+def _say_at(say: Progress, label: str, n: int, what: str) -> None:
+    say(f"{label} {what} n={n:,}")
 
 
 def _history_row(target: Target, points: int, say: Progress) -> dict[str, Any]:

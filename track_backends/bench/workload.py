@@ -147,8 +147,8 @@ def lease_phases(proto: Any, n: int) -> dict[str, float]:
     reserved: list[Trial] = []
     query = {"group_id": GROUP}
     t = start()
-    while (tr := proto.reserve_trial(query, lease=BENCH_LEASE, owner="bench")) is not None:
-        reserved.append(tr)
+    while (got := proto.reserve_trial(query, lease=BENCH_LEASE, owner="bench")) is not None:
+        reserved.append(got)
     t_reserve = time.perf_counter() - t
     check("reservations", len(reserved), n)
     check("distinct reserved trials", len({(tr.parameters["id"], tr.revision) for tr in reserved}), n)
@@ -232,8 +232,8 @@ def protocol_workload(store: Store, n: int) -> Result:
 
     claimed: list[Trial] = []
     t = start()
-    while (tr := proto.fetch_and_update_trial(PENDING, "set_trial_status", status=Status.Running)) is not None:
-        claimed.append(tr)
+    while (claim := proto.fetch_and_update_trial(PENDING, "set_trial_status", status=Status.Running)) is not None:
+        claimed.append(claim)
     t_claim = time.perf_counter() - t
     check("claims", len(claimed), n)
     # parameters["id"] is unique per trial, so it stands for the uid without hashing in the loop

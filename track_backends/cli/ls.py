@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         docs = store.find(TRIALS, query, limit=args.limit)
     rows = []
     for d in docs:
-        lease = d.get("lease") if isinstance(d.get("lease"), dict) else {}
+        raw = d.get("lease")
+        lease: dict[str, Any] = raw if isinstance(raw, dict) else {}
         rows.append(
             [
                 str(d.get("uid")),

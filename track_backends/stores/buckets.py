@@ -66,6 +66,7 @@ def append_points(
     coll = points_collection(collection)
     store.ensure_index(coll, ("trial", "attempt"))
     key = (id(store), collection, uid, attempt)
+    b: int | None
     with _LOCK:
         b = _LAST.get(key)
     while pts:
@@ -100,8 +101,9 @@ def append_points(
             b = None  # another writer made it: look again
             continue
         pts = pts[len(chunk) :]
-    with _LOCK:
-        _LAST[key] = b
+    if b is not None:
+        with _LOCK:
+            _LAST[key] = b
     return True
 
 

@@ -22,7 +22,8 @@ def _strip(doc: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def snapshot(store: Store, collection: str = COLL) -> list[dict[str, Any]]:
     """All documents of a collection, sorted by uid, for before/after comparisons."""
-    return sorted((_strip(d) for d in store.find(collection)), key=lambda d: d["uid"])  # type: ignore[index]
+    docs = [{k: v for k, v in d.items() if k != "_id"} for d in store.find(collection)]
+    return sorted(docs, key=lambda d: d["uid"])
 
 
 class _Base:

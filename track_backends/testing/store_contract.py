@@ -135,7 +135,7 @@ class StoreContract(_Base):
         assert {d["uid"] for d in filled.find(COLL, {"tags": "x"})} == {"a", "d", "g"}
 
     def test_copy_isolation(self, store: Store) -> None:
-        doc = {"uid": "iso", "nested": {"list": [1, {"x": 1}]}}
+        doc: dict[str, Any] = {"uid": "iso", "nested": {"list": [1, {"x": 1}]}}
         store.insert(COLL, doc)
         doc["nested"]["list"].append(99)
         got = store.find_one(COLL, {"uid": "iso"})
@@ -229,7 +229,7 @@ class StoreContract(_Base):
         assert snapshot(store) == [{"uid": "ok", "v": deep}]
 
     def test_nan_and_infinity(self, store: Store) -> None:
-        docs = [
+        docs: list[dict[str, Any]] = [
             {"uid": "nan", "x": math.nan, "l": [math.nan, 1]},
             {"uid": "inf", "x": math.inf, "l": [math.inf]},
             {"uid": "ninf", "x": -math.inf},
