@@ -190,7 +190,14 @@ class MemoryStore(Store):
 
     # -- Store API -----------------------------------------------------------------------------
     def insert(self, collection: str, doc: Document) -> None:
-        """Insert one document (see :meth:`Store.insert`)."""
+        """Insert one document (see :meth:`Store.insert`).
+
+        Raises:
+            DuplicateKeyError: The ``uid`` or a unique key is taken.
+            EncodingError: The document cannot be stored.
+            QueryError: The collection name is invalid.
+            StoreUnavailableError: The store is closed.
+        """
         prepared = prepare_document(doc)
         with self._writing():
             c = self._colls.get(collection) or self._coll(collection)
@@ -199,7 +206,13 @@ class MemoryStore(Store):
             self._commit(["insert", collection, [prepared]])
 
     def insert_many(self, collection: str, docs: Iterable[Document]) -> int:
-        """Insert documents, all or none (see :meth:`Store.insert_many`)."""
+        """Insert documents, all or none (see :meth:`Store.insert_many`).
+
+        Raises:
+            DuplicateKeyError: A document collides with a stored one or another one; none is inserted.
+            EncodingError: A document cannot be stored; none is inserted.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         prepared = [prepare_document(d) for d in docs]
         if not prepared:
@@ -219,7 +232,12 @@ class MemoryStore(Store):
         limit: int | None = None,
         projection: Any = None,
     ) -> list[Document]:
-        """Return copies of matching documents (see :meth:`Store.find`)."""
+        """Return copies of matching documents (see :meth:`Store.find`).
+
+        Raises:
+            QueryError: The collection name, query, sort, limit or projection is invalid.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         cq = self._query(query)
         spec = parse_sort(sort)
@@ -243,7 +261,12 @@ class MemoryStore(Store):
         return out
 
     def count(self, collection: str, query: Query = None) -> int:
-        """Count matching documents (see :meth:`Store.count`)."""
+        """Count matching documents (see :meth:`Store.count`).
+
+        Raises:
+            QueryError: The collection name or the query is invalid.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         cq = self._query(query)
         with self._reading():
@@ -271,7 +294,14 @@ class MemoryStore(Store):
     def update(
         self, collection: str, query: Query, update: Document, *, many: bool = False, upsert: bool = False
     ) -> int:
-        """Update the first or every match (see :meth:`Store.update`)."""
+        """Update the first or every match (see :meth:`Store.update`).
+
+        Raises:
+            QueryError: The query or update is invalid, or does not fit a matched document; nothing changes.
+            DuplicateKeyError: The update breaks a unique index; nothing changes.
+            EncodingError: A value cannot be stored.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         cq = self._query(query)
         upd = self._update(update)
@@ -291,7 +321,13 @@ class MemoryStore(Store):
     def find_one_and_update(
         self, collection: str, query: Query, update: Document, *, sort: Any = None
     ) -> Document | None:
-        """Atomically update the first match and return it (see :meth:`Store.find_one_and_update`)."""
+        """Atomically update the first match and return it (see :meth:`Store.find_one_and_update`).
+
+        Raises:
+            QueryError: The query, update or sort is invalid, or the update does not fit the document.
+            DuplicateKeyError: The update breaks a unique index; nothing changes.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         cq = self._query(query)
         upd = self._update(update)
@@ -309,7 +345,12 @@ class MemoryStore(Store):
             return clone(changes[0][1])
 
     def delete(self, collection: str, query: Query) -> int:
-        """Delete matching documents (see :meth:`Store.delete`)."""
+        """Delete matching documents and their points (see :meth:`Store.delete`).
+
+        Raises:
+            QueryError: The collection name or the query is invalid.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         cq = self._query(query)
         with self._writing():
@@ -322,7 +363,13 @@ class MemoryStore(Store):
             return len(uids)
 
     def ensure_index(self, collection: str, keys: str | Sequence[str], *, unique: bool = False) -> None:
-        """Create a hash index (see :meth:`Store.ensure_index`)."""
+        """Create a hash index (see :meth:`Store.ensure_index`).
+
+        Raises:
+            QueryError: The keys are invalid, or an index on them exists with another ``unique`` flag.
+            DuplicateKeyError: ``unique`` and stored documents collide.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         paths = check_index_keys(keys)
         if paths == ("uid",):
@@ -350,7 +397,13 @@ class MemoryStore(Store):
         query: Query = None,
         update: Document | None = None,
     ) -> bool:
-        """Append points, and apply ``update``, in one record (see :meth:`Store.append_points`)."""
+        """Append points, and apply ``update``, in one record (see :meth:`Store.append_points`).
+
+        Raises:
+            QueryError: A point, the query or the update is malformed; nothing changes.
+            EncodingError: A name, step or value cannot be stored; nothing changes.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         pts = check_points(points)
         if type(attempt) is not int:
@@ -379,7 +432,12 @@ class MemoryStore(Store):
         last: int | None = None,
         attempts: dict[str, int] | None = None,
     ) -> dict[str, dict[str, list[tuple[Any, Any]]]]:
-        """Read many series at once (see :meth:`Store.fetch_points`)."""
+        """Read many series at once (see :meth:`Store.fetch_points`).
+
+        Raises:
+            QueryError: ``start``, ``stop`` or ``last`` is malformed.
+            StoreUnavailableError: The store is closed.
+        """
         check_collection(collection)
         check_range(start, stop, last)
         out = {}
