@@ -147,7 +147,13 @@ def stale_query(now: float) -> dict[str, Any]:
 def reserve_update(now: float, lease: float, owner: str) -> UpdateDoc:
     """Hand a trial to ``owner`` until ``now + lease``; a new fencing token, one more attempt."""
     return {
-        "$set": {"status": Status.Running.to_doc(), "lease.owner": owner, "lease.expires": now + lease},
+        # status as two scalars: the update's shape then has only scalar parameters (cheap to bind)
+        "$set": {
+            "status.name": "Running",
+            "status.value": Status.Running.value,
+            "lease.owner": owner,
+            "lease.expires": now + lease,
+        },
         "$inc": {"lease.token": 1, "lease.attempts": 1},
     }
 

@@ -157,7 +157,13 @@ class _Template:
             return self.update
         ops = list(self.update.ops)
         for (i, op, path), value in zip(self.slots, params):
-            v = encode(value, path)
+            t = type(value)
+            if t is float and value:  # the common scalars need no call (encode's own fast paths)
+                v = value
+            elif t is str and value.isascii() and "\x00" not in value:
+                v = value
+            else:
+                v = encode(value, path)
             if op in ("$push", "$addToSet"):
                 v = ("each", [v])
             ops[i] = (op, ops[i][1], v)
