@@ -515,7 +515,7 @@ def test_malformed_updates_raise_query_error(update: Any) -> None:
 
 @pytest.mark.parametrize(
     "update",
-    [{"$rename": {"a": "b"}}, {"$pull": {"a": 1}}, {"$push": {"a": {"$each": [1], "$slice": 1}}}, {"$max": {"a": 1}}],
+    [{"$rename": {"a": "b"}}, {"$pull": {"a": 1}}, {"$push": {"a": {"$each": [1], "$slice": 1}}}, {"$mul": {"a": 2}}],
 )
 def test_unsupported_update_operators(update: dict[str, Any]) -> None:
     with pytest.raises(UnsupportedOperatorError):

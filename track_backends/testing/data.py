@@ -73,6 +73,13 @@ UPDATE_CASES: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"$addToSet": {"tags": {"$each": ["x", "q", "q"]}}}, {**DOCS[0], "tags": ["x", "y", "q"]}),
     ({"$setOnInsert": {"s": "ignored"}}, DOCS[0]),
     ({"$set": {"s": "two"}, "$inc": {"n": 1}}, {**DOCS[0], "s": "two", "n": 2}),
+    ({"$min": {"n": 0.5}}, {**DOCS[0], "n": 0.5}),
+    ({"$min": {"n": 7}}, DOCS[0]),
+    ({"$max": {"n": 7}}, {**DOCS[0], "n": 7}),
+    ({"$max": {"n": -1}}, DOCS[0]),
+    ({"$min": {"fresh.low": 3}, "$max": {"fresh.high": 4}}, {**DOCS[0], "fresh": {"high": 4, "low": 3}}),
+    ({"$max": {"s": 1}}, DOCS[0]),  # strings sort after numbers: "apple" stays the maximum
+    ({"$min": {"s": 1}}, {**DOCS[0], "s": 1}),
 ]
 
 # Updates that must be refused without changing anything: (update, exception class name)
