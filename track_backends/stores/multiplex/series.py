@@ -75,8 +75,11 @@ def as_lists(series: Mapping[str, Sequence[Sequence[Any]]]) -> dict[str, list[li
 
 
 def series_checksum(series: Mapping[str, Sequence[Sequence[Any]]]) -> str:
-    """The type-aware checksum of a series (names, steps and values, in order; NaN equals NaN)."""
-    return checksum(as_lists(series))
+    """The type-aware checksum of a series (names, steps and values, in order; NaN equals NaN).
+
+    A name without points counts as absent; the order of names does not count.
+    """
+    return checksum(as_lists({k: v for k, v in series.items() if v}))
 
 
 def same_series(a: Mapping[str, Sequence[Any]], b: Mapping[str, Sequence[Any]]) -> bool:
