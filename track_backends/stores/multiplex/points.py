@@ -31,6 +31,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from ...errors import LockTimeoutError
+from ...query.equality import diff_update
 from ...store import Document, Query, Store
 from .mirroring import DRAIN_PER_WRITE, Mirroring
 from .state import Mirror, MirrorError, one_line
@@ -113,9 +114,10 @@ def _to_mirrors(
             return _record_all(mirroring, collection, [uid], reason, True, locked=True)
 
     def copy(store: Store) -> None:
-        if current is not None:
-            sync(store, collection, [uid], current, False)
-        store.append_points(collection, uid, pts, attempt=attempt)
+        if current is None or not _append_with_update(store, collection, uid, current.get(uid), pts, attempt):
+            if current is not None:
+                sync(store, collection, [uid], current, False)
+            store.append_points(collection, uid, pts, attempt=attempt)
 
     def record(m: Mirror, reason: str) -> None:
         if current is not None:
@@ -132,6 +134,23 @@ def _to_mirrors(
             mirroring.succeeded(m)
             mirroring.catch_up(m, limit=DRAIN_PER_WRITE)
     return errors
+
+
+def _append_with_update(
+    store: Store, collection: str, uid: str, new: Document | None, pts: list[Any], attempt: int
+) -> bool:
+    """Bring the mirror's document in line and append, in one ``append_points`` (one record on journals).
+
+    Returns:
+        ``False`` when the mirror lacks the document (or lost it meanwhile) and nothing was written.
+    """
+    old = store.find_one(collection, {"uid": uid}) if new is not None else None
+    if old is None or new is None:
+        return False
+    update = diff_update(old, new)
+    if not update:
+        return store.append_points(collection, uid, pts, attempt=attempt)
+    return store.append_points(collection, uid, pts, attempt=attempt, query={"uid": uid}, update=update)
 
 
 def delete_points(mirroring: Mirroring, collection: str, uids: Sequence[str]) -> int:
