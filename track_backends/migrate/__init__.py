@@ -37,7 +37,8 @@ PostgreSQL's JSONB, for example, turns ``-0.0`` into ``0.0``.
 
 Memory: one page of documents, plus the uids of the conflicts this run skipped, plus (with
 ``query``) the distinct referenced group and project ids, plus, when the source is an in-process
-engine, a sorted list of its uids (see :func:`iter_pages`).
+engine, a sorted list of its uids (see :func:`iter_pages`), plus the metric points of one page of
+trials on each side (lower ``batch`` for trials with very long histories).
 
 Dry run: nothing is written and a ``pickled:`` or ``file:`` destination that does not exist is not
 created (opening a server store may still create its empty bookkeeping tables).
