@@ -28,6 +28,7 @@ from track_backends.errors import EncodingError
 from track_backends.migrate import COLLECTIONS
 from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
 from track_backends.stores.memory import MemoryStore
+from track_backends.stores.multiplex.series import as_lists, read_by_attempt
 
 HAS_MONGO = importlib.util.find_spec("track_backends.stores.mongo") is not None
 KINDS = ["ephemeral", "pickled", "file", "postgres"] + (["mongo", "mongomock"] if HAS_MONGO else [])
@@ -66,7 +67,8 @@ def dataset() -> dict[str, list[dict[str, Any]]]:
             group_id=g1.uid if i % 2 else g2.uid,
             revision=i % 2,
             metadata={"host": f"node{i}", "seed": -(2**63) + i, "float": 1.0},
-            metrics={"loss": [[0, 0.5], [1, 0.25], [2, 0.125 + i]], "acc": [[0, 0.1 * i]], "ünï": [[0, 1], [1, 1.0]]},
+            metric_summary={"loss": {"count": 3, "last": 0.125 + i, "last_step": 2, "min": 0.125, "max": 0.5}},
+            lease={"owner": "w", "token": 2, "expires": None, "attempts": 2} if i in (1, 2) else None,
             chronos={"epoch": {"count": 3, "total": 1.5, "mean": 0.5, "min": 0.25, "max": 1.0, "sd": 0.0}},
             status=Status.Completed if i % 5 == 0 else Status("Custom " + ASTRAL, 500 + i),
             errors=["Traceback " + ASTRAL] if i == 7 else [],
@@ -76,6 +78,39 @@ def dataset() -> dict[str, list[dict[str, Any]]]:
     neg_zero = Trial({"neg_zero": -0.0, "x": [-0.0, 0.0]}, group_id=g1.uid, project_id="alpha").to_doc()
     trials.append(neg_zero)
     return {PROJECTS: projects, GROUPS: groups, TRIALS: trials}
+
+
+def points_of(i: int, doc: dict[str, Any]) -> dict[int, list[tuple[str, Any, Any]]]:
+    """The points of the i-th trial by attempt: types a backend might blur, NaN and infinities, attempts."""
+    out: dict[int, list[tuple[str, Any, Any]]] = {}
+    if i % 4 == 3:
+        return out  # some trials have none
+    uni = "ünï " + ASTRAL
+    out[0] = [("loss", 0, 0.5), ("loss", 1, 0.25), ("acc", 0, 0.1 * i), (uni, 0, 1), (uni, 1, 1.0)]
+    out[0] += [("loss", 2, 0.125 + i), ("odd", 0.5, True), ("odd", 1, None), ("odd", 2, 2**62), ("odd", 3, "s")]
+    if i % 5 == 0:
+        out[0] += [("nan", 0, math.nan), ("nan", 1, math.inf), ("nan", 2, -math.inf)]
+    if doc.get("lease"):  # a reserved trial: points of attempts 1 and 2 too
+        out[1] = [("loss", 0, 9.0), ("loss", 1, 8.0)]
+        out[2] = [("loss", 0, 1.0), ("acc", 0, 0.5)]
+    return out
+
+
+def fill_points(store: Store, data: dict[str, list[dict[str, Any]]]) -> int:
+    """Append :func:`points_of` each trial of ``data``; return how many trials have points."""
+    n = 0
+    for i, doc in enumerate(data[TRIALS]):
+        by_attempt = points_of(i, doc)
+        for attempt, points in by_attempt.items():
+            store.append_points(TRIALS, doc["uid"], points, attempt=attempt)
+        n += bool(by_attempt)
+    return n
+
+
+def series(store: Store, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every trial's points per attempt, JSON-like (compare with ``same_value``)."""
+    got = read_by_attempt(store, TRIALS, {d["uid"]: d for d in docs})
+    return {uid: {a: as_lists(s) for a, s in by_attempt.items()} for uid, by_attempt in got.items()}
 
 
 def fill(store: Store, data: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, list[dict[str, Any]]]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,6 +136,55 @@ def test_show_accepts_a_unique_uid_prefix(mem_uri, capsys: pytest.CaptureFixture
     assert len(set(prefixes)) == len(trials)
     assert main(["show", uri, prefixes[0]]) == 0
     assert json.loads(capsys.readouterr().out)["uid"] == trials[0].uid
+
+
+def _strict(text: str) -> Any:
+    """Parse strict JSON: NaN and Infinity literals are refused."""
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+
+
+def test_show_prints_the_metric_summary_and_with_metrics_the_series(
+    mem_uri, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri, trials = mem_uri
+    proto = get_protocol(uri)
+    proto.log_trial_metrics(trials[0], step=0, loss=0.5, acc=math.inf)
+    proto.log_trial_metrics_batch(trials[0], {"loss": [(1, math.nan), (2, -math.inf)]})
+    assert main(["show", uri, trials[0].uid]) == 0
+    doc = _strict(capsys.readouterr().out)
+    assert "metrics" not in doc
+    assert doc["metric_summary"]["loss"] == {
+        "count": 3,
+        "last": "-Infinity",
+        "last_step": 2,
+        "min": "-Infinity",
+        "max": 0.5,
+    }
+    assert doc["metric_summary"]["acc"]["last"] == "Infinity"
+    assert main(["show", uri, trials[0].uid[:12], "--metrics"]) == 0
+    doc = _strict(capsys.readouterr().out)
+    assert doc["metrics"] == {"loss": [[0, 0.5], [1, "NaN"], [2, "-Infinity"]], "acc": [[0, "Infinity"]]}
+    assert main(["show", uri, trials[1].uid, "--metrics"]) == 0
+    assert _strict(capsys.readouterr().out)["metrics"] == {}
+
+
+def test_show_metrics_are_the_current_attempts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"file://{tmp_path}/s.jsonl"
+    with get_protocol(uri) as proto:
+        (t, *_) = _fill(proto.store)
+        proto.log_trial_metrics(t, step=0, setup=1)  # outside any reservation: always shown
+        first = proto.reserve_trial({"uid": t.uid}, lease=30)
+        proto.log_trial_metrics(first, step=0, loss=9.0)
+        proto.store.update("trials", {"uid": t.uid}, {"$set": {"lease.expires": 0}})  # it expired
+        second = proto.reserve_trial({"uid": t.uid}, lease=30)
+        proto.log_trial_metrics(second, step=0, loss=1.0)
+    r = _cli("show", uri, t.uid, "--metrics")
+    assert r.returncode == 0, r.stderr
+    doc = _strict(r.stdout)
+    assert doc["metrics"] == {"setup": [[0, 1]], "loss": [[0, 1.0]]} and doc["lease"]["token"] == 2
+    with pytest.raises(SystemExit):
+        main(["show", "--help"])
+    assert '"NaN", "Infinity" and "-Infinity"' in " ".join(capsys.readouterr().out.split())
 
 
 # -- errors: one line on stderr, exit 2 ------------------------------------------------------------

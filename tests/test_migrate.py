@@ -24,9 +24,11 @@ from migrate_helpers import (  # noqa: F401 - fixtures: pytest finds them in thi
     dataset,
     exact,
     fill,
+    fill_points,
     keeps_negative_zero,
     pg_admin,
     pg_server_uri,
+    series,
 )
 
 from track_backends import Trial, open_store
@@ -43,6 +45,7 @@ from track_backends.migrate import (
 )
 from track_backends.migrate.conflicts import overwrite_update
 from track_backends.model import canonical_hash
+from track_backends.query.equality import same_value
 from track_backends.store import GROUPS, PROJECTS, TRIALS
 from track_backends.stores.memory import MemoryStore
 
@@ -51,9 +54,11 @@ from track_backends.stores.memory import MemoryStore
 @pytest.mark.parametrize(("src_kind", "dst_kind"), list(itertools.product(KINDS, KINDS)))
 def test_round_trip_keeps_every_field_bit_for_bit(backends: Backends, src_kind: str, dst_kind: str) -> None:
     src, dst = backends.open(src_kind), backends.open(dst_kind)
-    fill(src)
+    with_points = fill_points(src, fill(src))
     before = {c: by_uid(src, c) for c in COLLECTIONS}
     report = migrate(src, dst, batch=7)
+    assert same_value(series(dst, list(before[TRIALS].values())), series(src, list(before[TRIALS].values())))
+    assert report.collections[TRIALS].series_copied == report.collections[TRIALS].series_verified == with_points
 
     n = {c: len(before[c]) for c in COLLECTIONS}
     assert {c: report.collections[c].copied for c in COLLECTIONS} == n
@@ -78,6 +83,7 @@ def test_round_trip_keeps_every_field_bit_for_bit(backends: Backends, src_kind: 
 
     again = migrate(src, dst, batch=5)  # a second run is a no-op
     assert again.total("copied") == again.total("overwritten") == again.total("bumped") == 0
+    assert again.total("points_copied") == 0 and again.total("series_unchanged") == with_points - len(lossy)
     assert again.total("unchanged") == sum(n.values()) - len(lossy)
     assert again.total("skipped") == len(lossy)  # -0.0 became 0.0: now a conflict, kept (skip)
     assert again.verification is True and again.collections[TRIALS].kept == len(lossy)
@@ -179,9 +185,11 @@ def test_bad_query_is_a_query_error() -> None:
 def _conflicting() -> tuple[MemoryStore, MemoryStore, dict[str, Any], dict[str, Any]]:
     src, dst = MemoryStore(), MemoryStore()
     data = fill(src)
-    theirs = dict(data[TRIALS][3])
-    ours = dict(theirs, metrics={"loss": [[0, 9.0]]}, extra="only in dst")
+    fill_points(src, data)
+    theirs = dict(data[TRIALS][2])
+    ours = dict(theirs, metric_summary={"loss": {"count": 1, "last": 9.0}}, extra="only in dst")
     dst.insert(TRIALS, ours)
+    dst.append_points(TRIALS, ours["uid"], [("loss", 0, 9.0)])
     dst.insert(PROJECTS, dict(data[PROJECTS][0], description="dst's own"))
     return src, dst, theirs, ours
 
@@ -228,7 +236,10 @@ def test_bump_stores_the_next_revision_once() -> None:
     assert bumped["revision"] == max(src_revs + [theirs["revision"]]) + 1
     assert bumped["uid"] == f"{theirs['hash']}_{bumped['revision']}"
     assert bumped["metadata"][MIGRATED_FROM] == theirs["uid"]
-    assert bumped["metrics"] == theirs["metrics"] and bumped["parameters"] == theirs["parameters"]
+    assert bumped["metric_summary"] == theirs["metric_summary"] and bumped["parameters"] == theirs["parameters"]
+    mine = series(dst, [bumped])[bumped["uid"]]
+    assert same_value(mine, series(src, [theirs])[theirs["uid"]]) and sorted(mine) == [0, 1, 2]  # with its points
+    assert dst.fetch_points(TRIALS, [ours["uid"]]) == {ours["uid"]: {"loss": [(0, 9.0)]}}  # theirs kept
     assert Trial.from_doc(bumped).uid == bumped["uid"]
     assert exact(dst.find_one(TRIALS, {"uid": ours["uid"]})) == exact(ours)  # type: ignore[arg-type]
     assert report.verification is True
@@ -372,6 +383,10 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert report.collections[TRIALS].bumped == 1
     assert report.collections[TRIALS].copied == src.count(TRIALS) - 1
     assert "dry run" in report.summary()
+    every = src.fetch_points(TRIALS, [d["uid"] for d in src.find(TRIALS)])
+    assert report.collections[TRIALS].series_copied == len(every)  # each trial's points counted, none written
+    assert report.collections[TRIALS].points_copied == sum(len(p) for s in every.values() for p in s.values())
+    assert dst.fetch_points(TRIALS, list(every)) == {ours["uid"]: {"loss": [(0, 9.0)]}}
 
     missing = tmp_path / "new.jsonl"
     report = migrate(src, f"file://{missing}", dry_run=True)
@@ -384,6 +399,35 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     data = existing.read_bytes()
     migrate(src, f"pickled://{existing}", dry_run=True, on_conflict="overwrite")
     assert existing.read_bytes() == data
+
+
+# -- metric points ---------------------------------------------------------------------------------
+def test_a_cut_short_copy_is_completed_and_a_skipped_trial_keeps_its_points() -> None:
+    src, dst, theirs, ours = _conflicting()
+    victim = src.find_one(TRIALS, {"uid": src.find(TRIALS, sort=[("uid", 1)])[0]["uid"]})
+    assert victim is not None and src.fetch_points(TRIALS, [victim["uid"]])
+    dst.insert(TRIALS, victim)
+    dst.append_points(TRIALS, victim["uid"], [("loss", 0, 0.5)])  # the start of its series: a copy cut short
+    report = migrate(src, dst, batch=4)
+    rep = report.collections[TRIALS]
+    assert (rep.series_kept, rep.skipped, report.verification) == (0, 1, True)
+    assert same_value(series(dst, [victim]), series(src, [victim]))
+    assert dst.fetch_points(TRIALS, [ours["uid"]]) == {ours["uid"]: {"loss": [(0, 9.0)]}}  # the kept trial's own
+
+
+def test_points_that_differ_conflict_fail_and_bump_once() -> None:
+    src, dst = MemoryStore(), MemoryStore()
+    fill_points(src, fill(src, data := dataset()))
+    fill(dst, data)
+    doc = data[TRIALS][0]
+    dst.append_points(TRIALS, doc["uid"], [("loss", 0, 7.0)])
+    with pytest.raises(MigrationConflictError, match=doc["uid"]):
+        migrate(src, dst, on_conflict="fail", batch=5)
+    for run in range(2):
+        report = migrate(src, dst, on_conflict="bump", batch=5)
+        assert (report.collections[TRIALS].bumped, report.verification) == (1 - run, True)
+    copy = dst.find_one(TRIALS, {f"metadata.{MIGRATED_FROM}": doc["uid"]})
+    assert copy is not None and same_value(series(dst, [copy])[copy["uid"]], series(src, [doc])[doc["uid"]])
 
 
 # -- refused documents and verification ------------------------------------------------------------

@@ -12,13 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from migrate_helpers import Forgetful, exact
+from migrate_helpers import (  # noqa: F401 - fixtures: pytest finds them in this module's namespace
+    Backends,
+    Forgetful,
+    backends_fixture,
+    dataset,
+    exact,
+    fill,
+    fill_points,
+    pg_admin,
+    pg_server_uri,
+    series,
+)
 
 from track_backends import Project, Trial, TrialGroup, open_store, register, unregister
 from track_backends.cli import main
 from track_backends.migrate import BarProgress, LineProgress, iter_pages, make_progress, migrate
+from track_backends.query.equality import same_value
 from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
 from track_backends.stores.memory import MemoryStore
+from track_backends.stores.multiplex.series import read_by_attempt, replace_series
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +79,8 @@ def _populate(path: str, n: int) -> None:
         s.insert(GROUPS, group.to_doc())
         trials = [Trial({"i": i, "f": i / 7}, project_id="p", group_id=group.uid) for i in range(n)]
         s.insert_many(TRIALS, [t.to_doc() for t in trials])
+        for t in trials[::10]:  # some trials have metric points
+            s.append_points(TRIALS, t.uid, [("loss", step, t.parameters["f"] / (step + 1)) for step in range(3)])
 
 
 def test_cli_migrates_and_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,6 +107,35 @@ def test_cli_dry_run_and_query(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
     with open_store(f"file://{dst}") as d:
         assert d.count(TRIALS) == 4 and d.count(GROUPS) == 1 and d.count(PROJECTS) == 1
+
+
+@pytest.mark.parametrize("kind", ["pickled", "file", "postgres"])
+def test_cli_copies_points_once_and_a_tampered_point_is_caught_then_repaired(
+    tmp_path: Path, backends: Backends, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, dst = f"file://{tmp_path}/src.jsonl", backends.uri(kind)
+    data = dataset()
+    data[TRIALS] = [t for t in data[TRIALS] if "neg_zero" not in t["parameters"]]  # PostgreSQL loses -0.0
+    with open_store(src) as s:
+        n = fill_points(s, fill(s, data))
+    assert main(["migrate", src, dst, "-q", "--dry-run"]) == 0
+    assert f"trials points: {n} series copied, 0 replaced, 0 unchanged" in capsys.readouterr().out
+    assert main(["migrate", src, dst, "-q"]) == 0
+    assert f"trials points: {n} series copied" in capsys.readouterr().out
+    assert main(["migrate", src, dst, "-q"]) == 0  # a rerun writes nothing
+    assert f"0 series copied, 0 replaced, {n} unchanged, 0 kept (0 points written)" in capsys.readouterr().out
+    victim = data[TRIALS][1]  # reserved twice: points of attempts 0, 1 and 2
+    with open_store(dst) as d:
+        got = read_by_attempt(d, TRIALS, {victim["uid"]: victim})[victim["uid"]]
+        got[1]["loss"][1] = (1, 8.000001)
+        replace_series(d, TRIALS, {victim["uid"]: got})
+    assert main(["migrate", src, dst, "-q"]) == 1  # verification catches it
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and f"{victim['uid']}: the destination's points differ" in out
+    assert main(["migrate", src, dst, "-q", "--on-conflict", "overwrite"]) == 0
+    assert "0 series copied, 1 replaced" in capsys.readouterr().out
+    with open_store(src) as s, open_store(dst) as d:
+        assert same_value(series(d, data[TRIALS]), series(s, data[TRIALS]))
 
 
 def test_cli_errors_are_one_line_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -200,14 +244,19 @@ def test_killed_migration_resumes_without_duplicates(tmp_path: Path) -> None:
         uids = [x["uid"] for p in iter_pages(d, TRIALS, None, 5000) for x in p]
         assert len(uids) == len(set(uids)) == n
         assert set(uids) == {x["uid"] for p in iter_pages(s, TRIALS, None, 5000) for x in p}
+        with_points = 0
         for p in iter_pages(s, TRIALS, None, 5000):
             mine = by_uid_in(d, [x["uid"] for x in p])
             assert all(exact(mine[x["uid"]]) == exact(x) for x in p)
+            theirs = series(s, p)
+            assert same_value(series(d, p), theirs)
+            with_points += len(theirs)
+        assert with_points == n // 10
         assert d.count(PROJECTS) == d.count(GROUPS) == 1
     again = subprocess.run([*argv, "-q"], capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 0
     row = next(line.split() for line in again.stdout.splitlines() if line.startswith("trials"))
-    assert row[2] == "0"  # nothing copied the third time
+    assert row[2] == "0" and "(0 points written)" in again.stdout  # nothing copied the third time
 
 
 def by_uid_in(store: Store, uids: list[str]) -> dict[str, dict[str, Any]]:

@@ -1,16 +1,14 @@
-"""The multiplexer: contract suite on multiplex:, mirroring, policies, outbox, bounded close, CLI replay.
+"""The multiplexer: contract suite on multiplex:, mirroring (documents and metric points), policies,
+outbox, bounded close, CLI replay.
 
-Server-backed tests start their own SecantusDB (a MongoDB-wire server) on a fixed port with an
-on-disk storage path, so it can be stopped and restarted with its data; under CI=true they fail
-instead of skipping when the server cannot start.
+The tests against real servers (mirrors that hang or go down, a primary that goes down, secrets
+in server URIs) are in ``test_multiplex_servers``; the shared helpers in ``multiplex_helpers``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,16 +16,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import unavailable
-from servers import ServerProcess, ServerStartError, free_port, mongo_ping_probe, start_server
+from multiplex_helpers import PENDING, Flaky, assert_mirrored, new_trials
 
 from track_backends import errors
 from track_backends.cli import main
 from track_backends.model import Project, Status, Trial, TrialGroup
 from track_backends.multiplexer import ProtocolMultiplexer
-from track_backends.query.equality import same_value
-from track_backends.registry import available_schemes, get_protocol, open_store
-from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
+from track_backends.registry import get_protocol, open_store
+from track_backends.store import TRIALS, Store
 from track_backends.stores.filelock import FileLock
 from track_backends.stores.journal import JournalStore
 from track_backends.stores.memory import MemoryStore
@@ -37,20 +33,9 @@ from track_backends.stores.multiplex import (
     multiplex_uri,
     parse_multiplex,
 )
-from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
 from track_backends.testing.base import snapshot
 from track_backends.testing.data import COLL
-
-COLLECTIONS = (TRIALS, GROUPS, PROJECTS, COLL)
-PENDING = {"status.name": {"$in": ["Created", "Interrupted"]}}
-
-
-def assert_mirrored(primary: Store, *mirrors: Store) -> None:
-    """Every mirror holds exactly the primary's documents, in every collection."""
-    for coll in COLLECTIONS:
-        expected = snapshot(primary, coll)
-        for m in mirrors:
-            assert same_value(snapshot(m, coll), expected), f"{m!r} differs from the primary in {coll!r}"
 
 
 # -- the contract suite on multiplex: ---------------------------------------------------------------
@@ -75,13 +60,17 @@ class _CheckMirrors:
         p.close()
 
 
-class TestMultiplexEphemeral(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract):
+class TestMultiplexEphemeral(
+    _CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract
+):
     @pytest.fixture
     def store_uri(self) -> str:
         return multiplex_uri("ephemeral:", "ephemeral:", "ephemeral:")
 
 
-class TestMultiplexPickled(_CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract):
+class TestMultiplexPickled(
+    _CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract
+):
     multiprocess = True
     claim_trials = 600
 
@@ -92,44 +81,6 @@ class TestMultiplexPickled(_CheckMirrors, StoreContract, ProtocolContract, Claim
         with JournalStore(tmp_path / "p.pkl") as p, JournalStore(tmp_path / "m.pkl") as m:
             with JournalStore(tmp_path / "m.jsonl", "file") as f:
                 assert_mirrored(p, m, f)
-
-
-# -- a mirror that fails on demand ------------------------------------------------------------------
-class Flaky(MemoryStore):
-    """An in-memory store whose calls fail (``"fail"``) or block (``"hang"``) on demand."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.mode = "ok"
-        self.calls = 0
-        self.release = threading.Event()
-
-    def _gate(self) -> None:
-        self.calls += 1
-        if self.mode == "fail":
-            raise errors.StoreUnavailableError("mirror unreachable (test)")
-        if self.mode == "hang":
-            self.release.wait(30)
-
-    def _reading(self) -> Any:
-        self._gate()
-        return super()._reading()
-
-    def _writing(self) -> Any:
-        self._gate()
-        return super()._writing()
-
-    def close(self) -> None:
-        if self.mode == "hang":
-            self.release.wait(30)
-        super().close()
-
-    def __repr__(self) -> str:
-        return "<Flaky>"
-
-
-def new_trials(proto: Any, n: int, group: str = "g", start: int = 0) -> list[Trial]:
-    return [proto.new_trial(Trial({"i": i}, name="t", group_id=group)) for i in range(start, start + n)]
 
 
 # -- mirroring --------------------------------------------------------------------------------------
@@ -421,38 +372,6 @@ def test_close_is_bounded_when_a_mirror_hangs(tmp_path: Any) -> None:
         assert again.status()["flaky"].outbox_depth == 10  # left on disk for later
 
 
-def dead_uri(scheme: str, port: int, secret: str = "pw", timeout: int = 3) -> str:
-    """A URI of a server that does not answer, with client timeouts of ``timeout`` seconds."""
-    if scheme == "mongodb":
-        pytest.importorskip("pymongo")
-        if not mongo_store_landed():
-            pytest.skip("the mongodb: store has not landed in this checkout")
-        ms = timeout * 1000
-        return f"mongodb://user:{secret}@127.0.0.1:{port}/db?serverSelectionTimeoutMS={ms}&connectTimeoutMS={ms}"
-    pytest.importorskip("psycopg")
-    return f"postgresql://user:{secret}@127.0.0.1:{port}/db?connect_timeout={timeout}&pool_timeout={timeout}"
-
-
-@pytest.fixture
-def black_hole() -> Iterator[int]:
-    """A port that accepts TCP connections and never answers: a server that hangs."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield sock.getsockname()[1]
-
-
-@pytest.mark.parametrize("scheme", ["postgresql", "mongodb"])
-def test_close_is_bounded_when_a_server_mirror_hangs(tmp_path: Any, black_hole: int, scheme: str) -> None:
-    proto = ProtocolMultiplexer(f"pickled://{tmp_path}/p.pkl", dead_uri(scheme, black_hole), close_timeout=0.5)
-    proto.store.mirrors[0].failed("down", 60, 60)  # known down: the writes only record
-    new_trials(proto, 5)
-    assert proto.status()[proto.store.mirrors[0].name].outbox_depth == 5
-    started = time.monotonic()
-    proto.close()  # one replay attempt would take 3 s
-    assert time.monotonic() - started < 1.5
-
-
 # -- URIs and secrets ------------------------------------------------------------------------------------
 def test_uri_parsing() -> None:
     uri = multiplex_uri("pickled:///x/p.pkl", "mongodb+srv://u:pw@h/db", "ephemeral:", policy="strict", close_timeout=2)
@@ -474,27 +393,6 @@ def test_uri_parsing() -> None:
     ]:
         with pytest.raises(errors.InvalidURIError, match=match):
             open_store(bad)
-
-
-@pytest.mark.parametrize("scheme", ["postgresql", "mongodb"])
-def test_passwords_never_show(tmp_path: Any, caplog: Any, capsys: Any, scheme: str) -> None:
-    inner = dead_uri(scheme, free_port(), secret="s3cr%3At", timeout=1)  # percent-encoded inside, doubly outside
-    uri = multiplex_uri(f"pickled://{tmp_path}/p.pkl", inner, policy="strict")
-    with caplog.at_level(logging.DEBUG, logger="track_backends"):
-        store = open_store(uri)
-        with pytest.raises(MirrorError) as info:
-            store.insert(COLL, {"uid": "a"})
-        texts = [str(info.value), repr(store), store.name, repr(store.status()), repr(parse_multiplex(uri))]
-        store.close(timeout=0)
-        assert main(["replay", uri]) == 1
-    assert main(["replay", "--outbox", str(tmp_path / "p.pkl.outbox")]) == 2  # the outbox has no password
-    assert "without their passwords" in capsys.readouterr().err
-    texts += [r.getMessage() for r in caplog.records]
-    with open(tmp_path / "p.pkl.outbox", "rb") as f:
-        texts.append(f.read().decode("latin-1"))
-    for text in texts:
-        assert "s3cr" not in text, text
-    assert "user:***@" in str(info.value)
 
 
 def test_protocol_multiplexer_from_uri_and_stores(tmp_path: Any) -> None:
@@ -540,157 +438,3 @@ def test_cli_replay_errors(tmp_path: Any, capsys: Any) -> None:
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and match in err, err
-
-
-# -- real servers ------------------------------------------------------------------------------------
-def mongo_store_landed() -> bool:
-    """Whether the mongodb: store is part of this checkout (it is built concurrently)."""
-    try:
-        import track_backends.stores.mongo  # noqa: F401
-    except ImportError:
-        return False
-    return "mongodb" in available_schemes()
-
-
-class Secantus:
-    """A SecantusDB on a fixed port with its data on disk, so it can be stopped and restarted."""
-
-    def __init__(self, tmp: Any) -> None:
-        try:
-            import pymongo  # noqa: F401
-            import secantus  # noqa: F401
-        except ImportError as e:
-            unavailable(f"SecantusDB or pymongo is not installed: {e}")
-        if not mongo_store_landed():
-            pytest.skip("the mongodb: store has not landed in this checkout")
-        self.port = free_port()
-        self.storage = str(tmp / "secantus-data")
-        self.base = f"mongodb://127.0.0.1:{self.port}/"
-        self.server: ServerProcess | None = None
-
-    def uri(self, name: str) -> str:
-        return f"{self.base}{name}?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--storage-path", self.storage, "--standalone", "--log-level", "WARNING"]
-        try:
-            self.server = start_server("secantus", argv, mongo_ping_probe(self.base), timeout=30)
-        except ServerStartError as e:
-            unavailable(f"SecantusDB does not start: {e}")
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-
-class Postgres:
-    """A PostgreSQL from the pgserver wheel, on a data directory that survives a restart."""
-
-    def __init__(self, tmp: Any) -> None:
-        try:
-            import pgserver  # noqa: F401
-            import psycopg  # noqa: F401
-        except ImportError as e:
-            unavailable(f"pgserver or psycopg is not installed: {e}")
-        self.datadir = str(tmp / "pgdata")
-        self.server: Any = None
-        self.base = ""
-
-    def uri(self, name: str) -> str:
-        return f"{self.base}&schema={name}&pool_timeout=1&connect_timeout=1"
-
-    def start(self) -> None:
-        import pgserver
-
-        try:
-            self.server = pgserver.get_server(self.datadir, cleanup_mode="stop")
-        except Exception as e:  # noqa: BLE001 - any failure to start means "no server"
-            unavailable(f"cannot start PostgreSQL with pgserver: {e}")
-        self.base = self.server.get_uri()
-        assert "?" in self.base
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.cleanup()
-            self.server = None
-
-
-@pytest.fixture(params=["secantus", "postgres"])
-def server(request: Any, tmp_path: Any) -> Iterator[Any]:
-    """A real database server that the test can stop and restart (keeping its data)."""
-    srv = (Secantus if request.param == "secantus" else Postgres)(tmp_path)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-def retry(call: Any, seconds: float = 15.0) -> Any:
-    """Call until it stops raising StoreUnavailableError (a restarted server takes a moment)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return call()
-        except errors.StoreUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def test_mirror_down_for_1000_writes_catches_up_after_replay(tmp_path: Any, server: Any, capsys: Any) -> None:
-    mirror_uri = server.uri("mirror")
-    uri = multiplex_uri(f"pickled://{tmp_path}/p.pkl", mirror_uri, backoff=0.2, backoff_max=2, close_timeout=0.5)
-    with get_protocol(uri) as proto:
-        group = proto.new_trial_group(TrialGroup("g", project_id="p"))
-        early = new_trials(proto, 50, group.uid)
-        proto.log_trial_metrics(early[0], step=0, loss=1.0)
-        proto.add_trial_tags(early[1], keep="no")
-        server.stop()  # the mirror goes down
-        started = time.monotonic()
-        trials = new_trials(proto, 400, group.uid, start=50)  # 400 writes
-        for t in trials[:300]:  # 300
-            proto.log_trial_metrics(t, step=1, loss=0.5)
-        for _ in range(200):  # 200 claims
-            assert proto.fetch_and_update_trial({"group_id": group.uid, **PENDING}, "set_trial_status", Status.Running)
-        proto.set_group_metadata(group, phase="down")  # 1
-        proto.store.update(TRIALS, {"uid": early[1].uid}, {"$unset": {"tags": ""}})  # 1
-        assert proto.store.delete(TRIALS, {"parameters.i": {"$lt": 98}}) == 98  # 98 deletes: 1000 writes
-        elapsed = time.monotonic() - started
-        status = proto.store.status()
-        (name,) = status
-        assert status[name].down and status[name].outbox_depth == 450 + 1  # every trial, and the group
-        assert elapsed < 25, f"1000 writes with a dead mirror took {elapsed:.1f} s: the backoff does not work"
-    server.start()  # same port or socket, same data
-    for _ in range(75):  # a restarted server may take a moment to answer
-        if main(["replay", uri]) == 0:
-            break
-        time.sleep(0.2)
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1].endswith(", 0 left") and sum(int(x.split("replayed ")[1].split(",")[0]) for x in lines) == 451
-    with open_store(f"pickled://{tmp_path}/p.pkl") as primary, open_store(mirror_uri) as mirror:
-        assert primary.count(TRIALS) == 352
-        assert_mirrored(primary, mirror)
-
-
-def test_primary_down_raises_and_loses_nothing(tmp_path: Any, server: Any) -> None:
-    mirror = JournalStore(tmp_path / "m.pkl")
-    proto = ProtocolMultiplexer(server.uri("primary"), mirror, outbox=str(tmp_path / "box"), close_timeout=1)
-    first = proto.new_trial(Trial({"i": 0}, group_id="g"))
-    server.stop()
-    trial = Trial({"i": 1}, group_id="g")
-    before = trial.to_doc()
-    with pytest.raises(errors.StoreUnavailableError):
-        proto.new_trial(trial)
-    with pytest.raises(errors.StoreUnavailableError):
-        proto.log_trial_metrics(first, step=1, loss=0.1)
-    with pytest.raises(errors.StoreUnavailableError):
-        proto.fetch_and_update_trial({"group_id": "g", **PENDING}, "set_trial_status", Status.Running)
-    assert trial.to_doc() == before and first.metrics == {}  # the caller's objects are intact for a retry
-    assert [d["uid"] for d in mirror.find(TRIALS)] == [first.uid]  # nothing half-applied to the mirror
-    assert proto.status()[proto.store.mirrors[0].name].outbox_depth == 0
-    server.start()
-    assert retry(lambda: proto.new_trial(trial)) is trial  # the retry with the same object works
-    proto.log_trial_metrics(first, step=1, loss=0.1)
-    assert_mirrored(proto.store.primary, mirror)
-    proto.close()

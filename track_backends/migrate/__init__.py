@@ -1,4 +1,4 @@
-"""Copy projects, groups and trials from one store to another: ``migrate(src, dst)``.
+"""Copy projects, groups and trials (with their metric points) from one store to another: ``migrate(src, dst)``.
 
 The copy streams: each collection is read in pages of ``batch`` documents (see
 :mod:`~track_backends.migrate.paging`), so memory holds one page at a time on every backend. It
@@ -9,6 +9,10 @@ destination and compared by checksum, and the counts are compared.
 
 Selection: without ``query`` everything is copied; with ``query`` the matching trials, and the
 groups and projects they reference (:func:`~track_backends.migrate.paging.selection`).
+
+Each trial's metric points (every attempt's) follow it: compared per page by a checksum of its
+series, written only where the destination's differ, replaced whole, and verified by checksum;
+see :mod:`~track_backends.migrate.points`.
 
 Only the three collections ``projects``, ``groups`` and ``trials`` are copied; indexes beyond
 the defaults every store creates (``uid``, and ``(group_id, status.name)`` and ``hash`` on
@@ -33,7 +37,8 @@ PostgreSQL's JSONB, for example, turns ``-0.0`` into ``0.0``.
 
 Memory: one page of documents, plus the uids of the conflicts this run skipped, plus (with
 ``query``) the distinct referenced group and project ids, plus, when the source is an in-process
-engine, a sorted list of its uids (see :func:`iter_pages`).
+engine, a sorted list of its uids (see :func:`iter_pages`), plus the metric points of one page of
+trials on each side (lower ``batch`` for trials with very long histories).
 
 Dry run: nothing is written and a ``pickled:`` or ``file:`` destination that does not exist is not
 created (opening a server store may still create its empty bookkeeping tables).
@@ -48,7 +53,7 @@ created (opening a server store may still create its empty bookkeeping tables).
 
 from __future__ import annotations
 
-from .checksums import MIGRATED_FROM, STORE_FIELDS, document_checksum, strip_store_fields
+from .checksums import MIGRATED_FROM, STORE_FIELDS, document_checksum, series_checksum, strip_store_fields
 from .conflicts import ON_CONFLICT, MigrationConflictError
 from .core import JOURNAL_SCHEMES, MigrationError, migrate, open_source, require_existing, same_store
 from .paging import COLLECTIONS, DEFAULT_BATCH, iter_pages
@@ -83,5 +88,6 @@ __all__ = [
     "open_source",
     "require_existing",
     "same_store",
+    "series_checksum",
     "strip_store_fields",
 ]

@@ -90,6 +90,8 @@ class ConflictResolver:
     Attributes:
         kept: Per collection, the uids of the conflicts this run kept on purpose (verification
             counts them as kept, not as mismatches).
+        bumped: Source uid -> uid of its bumped copy in the destination, for the trials this run
+            bumped or found bumped (``None`` for a copy a dry run would have made).
     """
 
     def __init__(self, src: Store, dst: Store, policy: str, dry_run: bool) -> None:
@@ -98,6 +100,7 @@ class ConflictResolver:
         self.policy = policy
         self.dry_run = dry_run
         self.kept: dict[str, set[str]] = {c: set() for c in COLLECTIONS}
+        self.bumped: dict[str, str | None] = {}
 
     def check(self, collection: str, uid: str) -> None:
         """Raise :class:`MigrationConflictError` for a conflict if the policy is ``fail``."""
@@ -109,13 +112,29 @@ class ConflictResolver:
         if self.policy == "overwrite":
             self._overwrite(collection, doc, old, rep)
         elif self.policy == "bump" and collection == TRIALS:
-            if self.bumped_copy(doc) is not None:
-                rep.unchanged += 1
-            else:
+            if not self._found_bumped(doc):
                 self._bump(doc, rep)
+            else:
+                rep.unchanged += 1
         else:
             rep.skip(doc["uid"])
             self.kept[collection].add(doc["uid"])
+
+    def bump_target(self, doc: Document, rep: CollectionReport) -> bool:
+        """Bump a trial whose points conflict (its document is the same), unless a bumped copy exists.
+
+        Returns:
+            Whether :attr:`bumped` now names the copy the source's points go to.
+        """
+        if not self._found_bumped(doc):
+            self._bump(doc, rep)
+        return doc["uid"] in self.bumped
+
+    def _found_bumped(self, doc: Document) -> bool:
+        copy = self.bumped_copy(doc)
+        if copy is not None:
+            self.bumped[doc["uid"]] = copy["uid"]
+        return copy is not None
 
     def has_bumped_copy(self, collection: str, doc: Document) -> bool:
         """Whether the policy is ``bump`` and the destination holds a bumped copy of ``doc``."""
@@ -141,6 +160,7 @@ class ConflictResolver:
             return
         if self.dry_run:
             rep.bumped += 1
+            self.bumped[doc["uid"]] = None
             return
         for _ in range(_BUMP_ATTEMPTS):
             nxt = self._next_revision(h, rev)
@@ -153,6 +173,7 @@ class ConflictResolver:
                 rep.fail(f"{doc['uid']}: the destination refused the bumped copy: {e}")
                 return
             rep.bumped += 1
+            self.bumped[doc["uid"]] = copy["uid"]
             return
         rep.fail(f"{doc['uid']}: no free revision found after {_BUMP_ATTEMPTS} attempts")
 

@@ -8,11 +8,12 @@ from typing import Any
 
 from ..errors import DuplicateKeyError, EncodingError, NotFoundError, QueryError, TrackBackendsError
 from ..registry import open_store
-from ..store import Document, Store
+from ..store import TRIALS, Document, Store
 from ..uri import StoreURI, parse_uri
 from .checksums import document_checksum, strip_store_fields
 from .conflicts import ON_CONFLICT, ConflictResolver
 from .paging import COLLECTIONS, DEFAULT_BATCH, Filters, iter_pages, selection
+from .points import SeriesCopier
 from .progress import Progress
 from .report import CollectionReport, MigrationReport
 
@@ -34,6 +35,7 @@ class _Migration:
         self.dry_run = conflicts.dry_run
         self.batch = batch
         self.progress = progress
+        self.series = SeriesCopier(src, dst, conflicts, self.dry_run)
 
     def _existing(self, coll: str, docs: list[Document]) -> dict[str, Document]:
         return {d["uid"]: d for d in self.dst.find(coll, {"uid": {"$in": [d["uid"] for d in docs]}})}
@@ -86,6 +88,8 @@ class _Migration:
         for f in filters:
             for page in iter_pages(self.src, coll, f, self.batch):
                 self._page(coll, page, rep)
+                if coll == TRIALS:
+                    self.series.copy([strip_store_fields(d) for d in page], rep)
                 done += len(page)
                 if self.progress:
                     self.progress(coll, done, max(done, rep.source))
@@ -115,6 +119,8 @@ class _Migration:
                 found = self._existing(coll, docs)
                 for d in docs:
                     self._check(coll, d, found.get(d["uid"]), rep)
+                if coll == TRIALS:
+                    self.series.verify(docs, found, rep)
                 if self.progress:
                     self.progress(label, rep.scanned, max(rep.scanned, rep.source))
 
@@ -213,7 +219,8 @@ def _run(job: _Migration, report: MigrationReport, filters: Filters, verify: boo
     if verify:
         for coll in COLLECTIONS:
             job.verify(coll, filters[coll], report.collections[coll])
-        report.verification = not any(c.missing or c.differing for c in report.collections.values())
+        reps = report.collections.values()
+        report.verification = not any(c.missing or c.differing or c.series_differing for c in reps)
 
 
 def migrate(

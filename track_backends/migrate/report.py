@@ -34,6 +34,16 @@ class CollectionReport:
         differing: Found with other content although the policy should have copied it.
         problems: The first :data:`MAX_PROBLEMS` messages about failed or mismatched documents.
         conflicts: The uids of the first :data:`MAX_PROBLEMS` conflicts that were skipped.
+        series_copied: Trials (with points) whose points were written where the destination had
+            none, or only the start of them (a copy that was interrupted).
+        series_replaced: Trials whose destination points differed and were replaced
+            (``overwrite``; or a bumped copy of this run's).
+        series_unchanged: Trials whose points the destination already holds.
+        series_kept: Trials whose destination points differ, left alone (``skip``).
+        points_copied: Points written (or, in a dry run, that would be).
+        series_verified: Trials whose points verification found the same on both sides.
+        series_differing: Trials whose destination points differ from the source's (including
+            those kept under ``skip``: a trial with the same document and other points is damaged).
     """
 
     name: str
@@ -51,6 +61,13 @@ class CollectionReport:
     differing: int = 0
     problems: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    series_copied: int = 0
+    series_replaced: int = 0
+    series_unchanged: int = 0
+    series_kept: int = 0
+    points_copied: int = 0
+    series_verified: int = 0
+    series_differing: int = 0
 
     def problem(self, message: str) -> None:
         """Record a problem message (only the first :data:`MAX_PROBLEMS` are kept)."""
@@ -71,7 +88,12 @@ class CollectionReport:
     @property
     def mismatched(self) -> bool:
         """Whether verification found a document missing or different, or a write failed."""
-        return bool(self.missing or self.differing or self.failed)
+        return bool(self.missing or self.differing or self.series_differing or self.failed)
+
+    @property
+    def has_series(self) -> bool:
+        """Whether any trial's points were looked at."""
+        return bool(self.series_copied or self.series_replaced or self.series_unchanged or self.series_kept)
 
 
 @dataclass
@@ -126,6 +148,7 @@ class MigrationReport:
         what = "dry run: nothing was written; counts say what would happen" if self.dry_run else "migrated"
         lines = [f"{what}: {self.source} -> {self.destination} (on conflict: {self.on_conflict})"]
         lines += self._table()
+        lines += self._points()
         lines.append(self._verdict())
         lines += self._notes()
         if any(c.failed for c in self.collections.values()):
@@ -143,6 +166,20 @@ class MigrationReport:
             for r in [header, *rows]
         ]
 
+    def _points(self) -> list[str]:
+        lines = []
+        for c in self.collections.values():
+            if not c.has_series and not c.series_differing:
+                continue
+            line = (
+                f"{c.name} points: {c.series_copied} series copied, {c.series_replaced} replaced, "
+                f"{c.series_unchanged} unchanged, {c.series_kept} kept ({c.points_copied} points written)"
+            )
+            if self.verification is not None:
+                line += f"; verified {c.series_verified}, differing {c.series_differing}"
+            lines.append(line)
+        return lines
+
     def _verdict(self) -> str:
         if self.verification is None:
             return "verification: not run" + (" (dry run)" if self.dry_run else "")
@@ -150,8 +187,9 @@ class MigrationReport:
             return f"verification: OK ({self.total('scanned')} source documents: counts and checksums match)"
         bad = [
             f"{c.name}: {c.missing} missing, {c.differing} differing"
+            + (f", {c.series_differing} with other points" if c.series_differing else "")
             for c in self.collections.values()
-            if c.missing or c.differing
+            if c.missing or c.differing or c.series_differing
         ]
         return "verification: MISMATCH (" + ("; ".join(bad) or "counts differ") + ")"
 

@@ -32,6 +32,11 @@ stays written once: :class:`~track_backends.multiplexer.ProtocolMultiplexer` is
   write after the backoff expires tries again and, if that works, replays (part of) the backlog;
   :meth:`MultiplexStore.commit` replays all of it; ``track-backends replay`` and
   :meth:`MultiplexStore.replay` replay it regardless of the backoff.
+* **Metric points** (``append_points``, ``delete_points``; reads come from the primary): the
+  primary appends first, with its fenced update, and decides; when the update matches nothing,
+  no mirror is written. Then each mirror gets the primary's updated document and the same
+  points. A miss is recorded as a ``points`` entry, whose replay replaces the mirror's points of
+  that uid with the primary's, attempt by attempt (idempotent). See :mod:`.points`.
 * **The outbox** (:class:`~.outbox.Outbox`) records ``(mirror, collection, uid)``, not
   documents: replaying re-reads the current document from the primary. Its file is the
   ``outbox`` argument, else ``<primary file>.outbox`` for a ``pickled:``/``file:`` primary, else
@@ -51,7 +56,8 @@ URIs with the password masked.
 
 Modules: :mod:`.store` (:class:`MultiplexStore`), :mod:`.mirroring` (propagating writes and
 draining the outbox, per the policy), :mod:`.sync` (bringing one store in line with the
-primary), :mod:`.state` (per-mirror state and backoff, :class:`MirrorStatus`,
+primary), :mod:`.points` (mirroring metric points), :mod:`.series` (a series per attempt: read,
+compared, written whole), :mod:`.state` (per-mirror state and backoff, :class:`MirrorStatus`,
 :class:`MirrorError`), :mod:`.outbox`, :mod:`.uri` (``multiplex:`` URIs) and :mod:`.open`
 (opening the stores; the registry's factory).
 """

@@ -20,6 +20,7 @@ from ...errors import LockTimeoutError, StoreUnavailableError, TrackBackendsErro
 from ...store import Store
 from ..filelock import FileLock
 from .outbox import Entry, Outbox
+from .series import SeriesSplitError, read_series, replace_series
 from .state import Mirror, MirrorError, MirrorStatus, one_line
 from .sync import CHUNK, PrimaryReadError, read_primary, sync
 
@@ -116,14 +117,19 @@ class Mirroring:
         return self.outbox.path or "(in memory)"
 
     # -- what a failure does ---------------------------------------------------------------------
-    def record(self, mirror: Mirror, collection: str, uids: Sequence[str], error: str, locked: bool = True) -> None:
-        """Put uids in the outbox for ``mirror``.
+    def record(
+        self, mirror: Mirror, collection: str, uids: Sequence[str], error: str, locked: bool = True, kind: str = "doc"
+    ) -> None:
+        """Put uids in the outbox for ``mirror``: their documents (``kind="doc"``) or their points.
 
         Raises:
             MirrorError: Even the outbox failed (a miss is never dropped silently).
         """
         try:
-            self.outbox.record(mirror.name, collection, uids, error, bump=not locked)
+            if kind == "points":
+                self.outbox.record_points(mirror.name, collection, uids, error, bump=not locked)
+            else:
+                self.outbox.record(mirror.name, collection, uids, error, bump=not locked)
         except Exception as e:
             raise MirrorError(
                 f"mirror {mirror.name} missed {len(uids)} document(s) of {collection!r} ({error}), and the "
@@ -153,11 +159,11 @@ class Mirroring:
         if mirror.succeeded():
             log.warning("multiplex: mirror %s is reachable again", mirror.name)
 
-    def missed(self, mirror: Mirror, collection: str, uids: Sequence[str], error: str) -> MirrorError:
-        """The error that says ``mirror`` missed these documents (recorded in the outbox)."""
+    def missed(self, mirror: Mirror, collection: str, uids: Sequence[str], error: str, what: str = "") -> MirrorError:
+        """The error that says ``mirror`` missed these documents (``what="the points of "``: their points)."""
         shown = ", ".join(repr(u) for u in uids[:10]) + (f" and {len(uids) - 10} more" if len(uids) > 10 else "")
         return MirrorError(
-            f"mirror {mirror.name} failed: {error}; it missed {len(uids)} document(s) of {collection!r}: {shown} "
+            f"mirror {mirror.name} failed: {error}; it missed {what}{len(uids)} document(s) of {collection!r}: {shown} "
             f"(recorded in the outbox {self.where}; run track-backends replay)",
             mirror=mirror.name,
             missed=[(collection, u) for u in uids],
@@ -255,12 +261,13 @@ class Mirroring:
                 for m in self.mirrors:
                     if self.attempt(m, copy, what=what, record=record, error=error, errors=errors):
                         self.succeeded(m)
-                        self._catch_up(m, limit=DRAIN_PER_WRITE)
+                        self.catch_up(m, limit=DRAIN_PER_WRITE)
         except LockTimeoutError as e:
             errors = self._record_everywhere(collection, todo, one_line(e), locked=False)
         self.raise_first(errors)
 
-    def _catch_up(self, mirror: Mirror, limit: int | None) -> None:
+    def catch_up(self, mirror: Mirror, limit: int | None) -> None:
+        """Replay up to ``limit`` of the mirror's outbox entries if it has a backlog (failures are logged)."""
         if mirror.backlog:
             try:
                 self.drain(mirror, limit=limit)
@@ -350,33 +357,75 @@ class Mirroring:
         return replayed
 
     def _replay_batch(self, mirror: Mirror, batch: list[Entry]) -> bool:
+        """Replay entries: indexes, then documents (whole), then points (each uid's replaced whole)."""
         docs: dict[str, list[str]] = {}
+        points: dict[str, list[str]] = {}
         indexes: list[Entry] = []
         for entry in batch:
             if entry.kind == "index":
                 indexes.append(entry)
             else:
-                docs.setdefault(entry.collection, []).append(entry.uid)
+                (points if entry.kind == "points" else docs).setdefault(entry.collection, []).append(entry.uid)
         try:
             current = {c: read_primary(self.primary, c, uids) for c, uids in docs.items()}
+            series = {c: read_series(self.primary, c, uids) for c, uids in points.items()}
         except PrimaryReadError as e:
             raise StoreUnavailableError(
                 f"cannot replay the outbox: the primary {self.primary_name} cannot be read: {one_line(e.error)}"
             ) from e.error
+        except SeriesSplitError as e:  # the entries stay, and say why
+            return self._batch_failed(mirror, batch, one_line(e))
         try:
             store = mirror.get()
             for ix in indexes:
                 store.ensure_index(ix.collection, list(ix.keys), unique=ix.unique)
             for c, uids in docs.items():
                 sync(store, c, uids, current[c], False)
+            for c, by_uid in series.items():
+                replace_series(store, c, by_uid)
         except Exception as e:
-            error = one_line(e)
-            self.outbox.note_failure(batch, error)
-            self.failed(mirror, error, f"replaying {len(batch)} outbox entries")
-            return False
+            return self._batch_failed(mirror, batch, one_line(e))
         self.succeeded(mirror)
         self.outbox.remove(batch)
         return True
+
+    def _batch_failed(self, mirror: Mirror, batch: list[Entry], error: str) -> bool:
+        self.outbox.note_failure(batch, error)
+        self.failed(mirror, error, f"replaying {len(batch)} outbox entries")
+        return False
+
+    # -- closing -------------------------------------------------------------------------------
+    def finish(self, timeout: float, deadline: float) -> None:
+        """Replay the outbox until ``deadline``, then close the mirrors (in the close worker)."""
+        if timeout > 0 and any(m.backlog for m in self.mirrors):
+            try:
+                with self.locked(timeout=max(0.0, deadline - time.monotonic())):
+                    for m in self.mirrors:
+                        if m.backlog:
+                            self.drain(m, deadline=deadline)
+            except Exception as e:  # reported through the outbox depth
+                log.warning("multiplex: replaying the outbox at close failed: %s", one_line(e))
+        for m in self.mirrors:
+            if m.store is not None:
+                try:
+                    m.store.close()
+                except Exception as e:
+                    log.warning("multiplex: closing mirror %s failed: %s", m.name, one_line(e))
+
+    def warn_left(self) -> None:
+        """Warn about what is left in the outbox at close (or that the outbox cannot be read)."""
+        try:
+            left = {m.name: d for m in self.mirrors if (d := self.outbox.depth(m.name))}
+        except Exception as e:
+            log.warning("multiplex: cannot read the outbox at close: %s", one_line(e))
+            return
+        if left:
+            log.warning(
+                "multiplex: closing with documents not yet mirrored (%s); they stay in the outbox %s "
+                "until `track-backends replay` or the next run",
+                ", ".join(f"{n}: {d}" for n, d in left.items()),
+                self.outbox.path or "(in memory: they are lost with this process)",
+            )
 
     def status(self) -> dict[str, MirrorStatus]:
         """Each mirror's outbox depth and health, by name, in the order the mirrors were given."""

@@ -3,7 +3,9 @@
 An entry names a mirror, a collection and a document uid, never the document itself: replaying
 an entry re-reads the *current* document from the primary (or finds it gone and deletes it on the
 mirror). Entries are keyed by ``(mirror, collection, uid)``, so a document that fails to reach a
-mirror a thousand times is one entry, and replaying it once is enough.
+mirror a thousand times is one entry, and replaying it once is enough. A ``points`` entry says
+the mirror missed some of the document's metric points: replaying it replaces all of the
+mirror's points of that document with the primary's (idempotent, whatever was missed).
 
 Recording and replaying normally both run under the multiplexer's mirroring lock (shared by the
 processes that share the outbox file), so a failure for a document that already has an entry
@@ -75,8 +77,8 @@ class Entry:
         key: The entry's uid in the outbox.
         mirror: The mirror's name (its URI with the password masked).
         collection: The collection.
-        kind: ``"doc"`` or ``"index"``.
-        uid: The document's uid (``kind="doc"``), else ``""``.
+        kind: ``"doc"``, ``"points"`` (the document's points) or ``"index"``.
+        uid: The document's uid (``kind="doc"`` or ``"points"``), else ``""``.
         keys: The index paths (``kind="index"``), else ``()``.
         unique: Whether the index is unique.
         seq: Incremented at each recorded failure; removal is guarded by it.
@@ -192,7 +194,21 @@ class Outbox:
             StoreError: The outbox could not be written (the failure must then be reported).
         """
         keys = {entry_key(mirror, collection, "doc", u): {"doc_uid": u} for u in uids}
-        self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "doc"}, bump)
+        self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "doc", "rank": 1}, bump)
+
+    def record_points(
+        self, mirror: str, collection: str, uids: Iterable[str], error: str, *, bump: bool = True
+    ) -> None:
+        """Record that ``mirror`` missed points of these documents (``bump`` as in :meth:`record`).
+
+        Replaying the entry replaces all of the mirror's points of the document with the
+        primary's, so one entry per uid is enough however many appends it missed.
+
+        Raises:
+            StoreError: The outbox could not be written.
+        """
+        keys = {entry_key(mirror, collection, "points", u): {"doc_uid": u} for u in uids}
+        self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "points", "rank": 2}, bump)
 
     def record_index(
         self, mirror: str, collection: str, keys: Sequence[str], unique: bool, error: str, *, bump: bool = True
@@ -203,6 +219,7 @@ class Outbox:
             "mirror": mirror,
             "collection": collection,
             "kind": "index",
+            "rank": 0,
             "keys": list(keys),
             "unique": bool(unique),
         }
@@ -271,8 +288,12 @@ class Outbox:
 
     # -- replaying -------------------------------------------------------------------------------
     def pending(self, mirror: str, limit: int | None = None) -> list[Entry]:
-        """Return the mirror's entries, indexes first, oldest failure first."""
-        docs = self.store.find(ENTRIES, {"mirror": mirror}, sort=[("kind", -1), ("first_failure", 1)], limit=limit)
+        """Return the mirror's entries: indexes, then documents, then points; oldest failure first.
+
+        (Entries written before points were mirrored have no ``rank`` and come first.)
+        """
+        order = [("rank", 1), ("kind", -1), ("first_failure", 1)]
+        docs = self.store.find(ENTRIES, {"mirror": mirror}, sort=order, limit=limit)
         return [Entry.from_doc(d) for d in docs]
 
     def remove(self, entries: Sequence[Entry]) -> int:

@@ -20,6 +20,8 @@ from ..journal import JournalStore
 from ..memory import MemoryStore
 from .mirroring import Mirroring
 from .outbox import Outbox, open_outbox
+from .points import append_points as mirror_append
+from .points import delete_points as mirror_delete
 from .state import (
     DEFAULT_BACKOFF,
     DEFAULT_BACKOFF_MAX,
@@ -30,7 +32,6 @@ from .state import (
     MirrorStatus,
     check_policy,
     check_seconds,
-    one_line,
 )
 from .sync import RETRIES
 from .uri import display_name
@@ -341,6 +342,69 @@ class MultiplexStore(Store):
         self.primary.ensure_index(collection, keys, unique=unique)
         self._mirroring.ensure_index(collection, keys, unique)
 
+    # -- metric points: appended on the primary (it decides), then on the mirrors ----------------------
+    def append_points(
+        self,
+        collection: str,
+        uid: str,
+        points: Sequence[tuple[str, Any, Any]],
+        *,
+        attempt: int = 0,
+        query: Query = None,
+        update: Document | None = None,
+    ) -> bool:
+        """Append on the primary with its fenced update, then mirror (see :mod:`.points`).
+
+        When ``update`` matches nothing on the primary, nothing is written anywhere. Otherwise
+        each mirror gets the primary's updated document and the same points.
+
+        Returns:
+            ``False`` when ``update`` matched nothing on the primary, else ``True``.
+
+        Raises:
+            StoreUnavailableError: The multiplexer is closed, or the primary cannot be reached.
+            QueryError: A point, the query or the update is malformed (nothing is written).
+            EncodingError: A name, step or value cannot be stored (nothing is written).
+            MirrorError: Under the strict policy, a mirror missed the points (the primary has them).
+        """
+        self._check_open()
+        return mirror_append(self._mirroring, collection, uid, points, attempt=attempt, query=query, update=update)
+
+    def fetch_points(
+        self,
+        collection: str,
+        uids: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        start: Any = None,
+        stop: Any = None,
+        last: int | None = None,
+        attempts: dict[str, int] | None = None,
+    ) -> dict[str, dict[str, list[tuple[Any, Any]]]]:
+        """Read series from the primary (see :meth:`Store.fetch_points`).
+
+        Raises:
+            StoreUnavailableError: The multiplexer is closed, or the primary cannot be reached.
+            QueryError: ``start``, ``stop`` or ``last`` is malformed.
+        """
+        self._check_open()
+        return self.primary.fetch_points(
+            collection, uids, names=names, start=start, stop=stop, last=last, attempts=attempts
+        )
+
+    def delete_points(self, collection: str, uids: Sequence[str]) -> int:
+        """Delete the points on the primary, then on every mirror (see :meth:`Store.delete_points`).
+
+        Returns:
+            What the primary deleted (its own count).
+
+        Raises:
+            StoreUnavailableError: The multiplexer is closed, or the primary cannot be reached.
+            MirrorError: Under the strict policy, a mirror missed the deletion.
+        """
+        self._check_open()
+        return mirror_delete(self._mirroring, collection, uids)
+
     # -- the outbox ----------------------------------------------------------------------------------
     def status(self) -> dict[str, MirrorStatus]:
         """Report each mirror's outbox depth and health.
@@ -400,7 +464,8 @@ class MultiplexStore(Store):
         self.closed = True
         timeout = self.close_timeout if timeout is None else max(0.0, float(timeout))
         deadline = time.monotonic() + timeout
-        worker = threading.Thread(target=self._finish, args=(timeout, deadline), name="multiplex-close", daemon=True)
+        finish = self._mirroring.finish
+        worker = threading.Thread(target=finish, args=(timeout, deadline), name="multiplex-close", daemon=True)
         worker.start()
         worker.join(max(0.0, deadline - time.monotonic()) + 0.05)
         if worker.is_alive():
@@ -409,43 +474,12 @@ class MultiplexStore(Store):
                 timeout,
             )
         try:
-            self._warn_left()
+            self._mirroring.warn_left()
         finally:
             with contextlib.suppress(Exception):
                 self.outbox.close()
             self._mirroring.locked.close()
             self.primary.close()
-
-    def _finish(self, timeout: float, deadline: float) -> None:
-        """Replay the outbox until ``deadline``, then close the mirrors (in the close worker)."""
-        if timeout > 0 and any(m.backlog for m in self.mirrors):
-            try:
-                with self._mirroring.locked(timeout=max(0.0, deadline - time.monotonic())):
-                    for m in self.mirrors:
-                        if m.backlog:
-                            self._mirroring.drain(m, deadline=deadline)
-            except Exception as e:  # reported through the outbox depth
-                log.warning("multiplex: replaying the outbox at close failed: %s", one_line(e))
-        for m in self.mirrors:
-            if m.store is not None:
-                try:
-                    m.store.close()
-                except Exception as e:
-                    log.warning("multiplex: closing mirror %s failed: %s", m.name, one_line(e))
-
-    def _warn_left(self) -> None:
-        try:
-            left = {m.name: d for m in self.mirrors if (d := self.outbox.depth(m.name))}
-        except Exception as e:
-            log.warning("multiplex: cannot read the outbox at close: %s", one_line(e))
-            return
-        if left:
-            log.warning(
-                "multiplex: closing with documents not yet mirrored (%s); they stay in the outbox %s "
-                "until `track-backends replay` or the next run",
-                ", ".join(f"{n}: {d}" for n, d in left.items()),
-                self.outbox.path or "(in memory: they are lost with this process)",
-            )
 
 
 __all__ = ["MultiplexStore", "store_name"]
