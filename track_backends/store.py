@@ -208,6 +208,10 @@ class Store(ABC):
     ) -> dict[str, dict[str, list[tuple[Any, Any]]]]:
         """Read the series of many documents at once: ``{uid: {name: [(step, value), ...]}}``.
 
+        Each series lists attempt 0's points first, then each later attempt's in increasing
+        order, each in logging order (the multiplexer and migration rely on it to split a
+        merged read by attempt).
+
         Args:
             collection: The documents' collection.
             uids: Whose series to read (one bulk read, not one per document).
