@@ -404,6 +404,35 @@ def test_export_pages_through_a_server_store_by_uid(tmp_path: Path) -> None:
     )
 
 
+def test_export_memory_does_not_grow_with_the_store(tmp_path: Path) -> None:
+    """Peak memory of an export (after a warm-up that fills the store's bounded query cache) is flat in n."""
+    import tracemalloc
+
+    formats = [("csv", False), ("jsonl", False), ("csv", True)]
+    try:
+        import pyarrow.parquet  # noqa: F401 - imported before measuring
+    except ImportError:
+        pass
+    else:
+        formats.append(("parquet", False))
+    peaks: dict[int, list[int]] = {}
+    for n in (500, 2000):
+        with get_protocol("ephemeral:") as proto:
+            summary = {"loss": {"count": 1, "last": 0.5, "last_step": 0, "min": 0.5, "max": 0.5}}
+            docs = [Trial({"i": i, "pad": "x" * 200}, metric_summary=summary).to_doc() for i in range(n)]
+            proto.store.insert_many("trials", docs)
+            for fmt, series in formats:
+                export(proto, str(tmp_path / f"warm.{fmt}"), batch=100, series=series)
+                tracemalloc.start()
+                try:
+                    export(proto, str(tmp_path / f"out.{fmt}"), batch=100, series=series)
+                    peaks.setdefault(n, []).append(tracemalloc.get_traced_memory()[1])
+                finally:
+                    tracemalloc.stop()
+    for small, large in zip(peaks[500], peaks[2000], strict=True):
+        assert large < 1.3 * small + 64 * 1024, (peaks, formats)  # 4x the trials, not 4x the memory
+
+
 def test_export_of_nothing_writes_the_header(sweep: Sweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "none.csv"
     _run(capsys, "export", sweep.uri, "-o", str(path), "--status", "Broken")

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import NotFoundError
 from ..layout import attempt_of
 from ..protocol.updates import and_query
-from ..store import TRIALS
+from ..store import TRIALS, Store
 from .extras import OutputError, require
 from .select import store_of, trial_pages
 
@@ -86,22 +86,10 @@ def plot_curves(
     """
     fmt = plot_format(path)
     figure = require("matplotlib.figure", "plot")
-    store = store_of(source)
     fig = figure.Figure(figsize=(9, 5.5), layout="constrained")
     ax = fig.add_subplot()
-    drawn = 0
-    selected = and_query(query, {f"metric_summary.{metric}": {"$exists": True}})
-    for page in trial_pages(store, selected, fields=["uid", "parameters", "lease"]):
-        page = page[: None if limit is None else limit - drawn]
-        got = store.fetch_points(
-            TRIALS, [d["uid"] for d in page], names=[metric], attempts={d["uid"]: attempt_of(d) for d in page}
-        )
-        for doc in page:
-            xs, ys = _xy(got.get(doc["uid"], {}).get(metric, []))
-            ax.plot(xs, ys, linewidth=1, label=_label(doc))
-            drawn += 1
-        if limit is not None and drawn >= limit:
-            break
+    logged = and_query(query, {f"metric_summary.{metric}": {"$exists": True}})
+    drawn = _draw(ax, store_of(source), metric, logged, limit)
     if not drawn:
         raise NotFoundError(f"no matching trial logged the metric {metric!r}; nothing to plot")
     ax.set_xlabel("step")
@@ -113,4 +101,20 @@ def plot_curves(
     if drawn <= LEGEND_MAX:
         ax.legend(fontsize="small", loc="best")
     fig.savefig(path, format=fmt, dpi=100)
+    return drawn
+
+
+def _draw(ax: Any, store: Store, metric: str, query: dict[str, Any], limit: int | None) -> int:
+    """Draw the curves of the matching trials page by page (one bulk points read per page); return how many."""
+    drawn = 0
+    for page in trial_pages(store, query, fields=["uid", "parameters", "lease"]):
+        page = page[: None if limit is None else limit - drawn]
+        attempts = {d["uid"]: attempt_of(d) for d in page}
+        got = store.fetch_points(TRIALS, list(attempts), names=[metric], attempts=attempts)
+        for doc in page:
+            xs, ys = _xy(got.get(doc["uid"], {}).get(metric, []))
+            ax.plot(xs, ys, linewidth=1, label=_label(doc))
+            drawn += 1
+        if limit is not None and drawn >= limit:
+            break
     return drawn

@@ -72,8 +72,16 @@ def trial_filter(
 def trial_pages(
     store: Store, query: dict[str, Any] | None = None, *, batch: int = PAGE, fields: list[str] | None = None
 ) -> Iterator[list[Document]]:
-    """Yield the matching trials in pages of at most ``batch``, in uid order, projected to ``fields``."""
-    yield from iter_pages(store, TRIALS, query, batch, ROW_FIELDS if fields is None else fields)
+    """Yield the matching trials in pages of at most ``batch``, in uid order.
+
+    Server stores return them projected to ``fields`` (default :data:`ROW_FIELDS`). The in-process
+    engines return whole documents: they copy documents whole anyway, and projecting the copies
+    costs more than it saves.
+    """
+    from ..stores.memory import MemoryStore
+
+    projection = None if isinstance(store, MemoryStore) else (ROW_FIELDS if fields is None else fields)
+    yield from iter_pages(store, TRIALS, query, batch, projection)
 
 
 def _point_count(doc: Document, names: Sequence[str] | None) -> int:
