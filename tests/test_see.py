@@ -468,6 +468,10 @@ def test_export_format_errors(sweep: Sweep, tmp_path: Path, capsys: pytest.Captu
         capsys, "export", sweep.uri, "-o", str(tmp_path / "x.csv"), "--query", "{"
     )
     assert "no store at" in _error(capsys, "export", f"pickled://{tmp_path}/nope.pkl", "-o", str(tmp_path / "x.csv"))
+    assert "No such file or directory" in _error(capsys, "export", sweep.uri, "-o", str(tmp_path / "no/x.csv"))
+    (tmp_path / "adir.csv").mkdir()
+    assert "cannot write" in _error(capsys, "export", sweep.uri, "-o", str(tmp_path / "adir.csv"))
+    (tmp_path / "adir.csv").rmdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.pkl", "sweep.pkl.lock"]
 
 
@@ -510,6 +514,8 @@ def test_plot_errors(sweep: Sweep, tmp_path: Path, capsys: pytest.CaptureFixture
     pytest.importorskip("matplotlib")
     err = _error(capsys, "plot", sweep.uri, "--metric", "nope", "-o", str(tmp_path / "c.png"))
     assert "no matching trial logged the metric 'nope'" in err
+    err = _error(capsys, "plot", sweep.uri, "--metric", "loss", "-o", str(tmp_path / "no" / "c.png"))
+    assert "cannot write" in err and "No such file or directory" in err
     assert not (tmp_path / "c.png").exists()
     out = _run(capsys, "plot", sweep.uri, "--metric", "acc", "--limit", "2", "-o", str(tmp_path / "a.png"), "--logy")
     assert out.startswith("drew 2 curves")

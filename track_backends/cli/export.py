@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..see.export import FORMATS, export, resolve_format
+from ..see.extras import OutputError
 from ..see.select import trial_filter
 from ..store import TRIALS
 from .common import FORMATTER, URI_HELP, open_existing, parse_query
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
                 metrics=metrics,
                 progress=None if bar is None else bar.update,
             )
+        except OSError as e:  # disk full, a directory in the way: one line, not a traceback
+            raise OutputError(f"cannot write {args.output!r}: {e.strerror or e}") from e
         finally:
             if bar is not None:
                 bar.close()

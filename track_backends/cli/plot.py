@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..see.extras import OutputError
 from ..see.plot import PLOT_FORMATS, plot_curves, plot_format
 from ..see.select import trial_filter
 from .common import FORMATTER, URI_HELP, CLIError, open_existing, parse_query
@@ -44,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--limit must be a positive number of trials, got {args.limit}")
     with open_existing(args.uri) as store:
         query = trial_filter(store, parse_query(args.query), group=args.group, status=args.status)
-        n = plot_curves(
-            store, args.metric, args.output, query=query, limit=args.limit, logy=args.logy, title=args.title
-        )
+        try:
+            n = plot_curves(
+                store, args.metric, args.output, query=query, limit=args.limit, logy=args.logy, title=args.title
+            )
+        except OSError as e:  # a missing directory, a full disk: one line, not a traceback
+            raise OutputError(f"cannot write {args.output!r}: {e.strerror or e}") from e
     print(f"drew {n} curve{'s' if n != 1 else ''} of {args.metric} to {args.output}")
     return 0

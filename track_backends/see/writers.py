@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .columns import FIXED, SERIES_COLUMNS, field_path, json_safe, order_columns
-from .extras import require
+from .extras import OutputError, require
 
 Row = dict[str, Any]
 
@@ -102,7 +102,11 @@ def text(value: Any) -> str | None:
 
 
 def scratch(near: str) -> str:
-    """A new empty file beside ``near`` (so the final rename stays on one file system), made with the umask's mode."""
+    """A new empty file beside ``near`` (so the final rename stays on one file system), made with the umask's mode.
+
+    Raises:
+        OutputError: The directory does not exist or cannot be written.
+    """
     directory, name = os.path.split(os.path.abspath(near))
     while True:
         path = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.part")
@@ -111,6 +115,8 @@ def scratch(near: str) -> str:
             return path
         except FileExistsError:
             continue
+        except OSError as e:
+            raise OutputError(f"cannot write {near!r}: {e.strerror or e}") from e
 
 
 class Writer:
@@ -209,14 +215,16 @@ class CsvWriter(Writer):
     def _widen(self) -> None:
         self._finish()
         old = self.path
-        self.path = scratch(self.near)
-        with open(old, newline="", encoding="utf-8") as src:
-            reader = csv.reader(src)
-            header = next(reader)
-            where = [header.index(c) if c in header else None for c in self.columns]
-            self._start()
-            self._csv.writerows([row[i] if i is not None else "" for i in where] for row in reader)
-        os.unlink(old)
+        try:
+            self.path = scratch(self.near)
+            with open(old, newline="", encoding="utf-8") as src:
+                reader = csv.reader(src)
+                header = next(reader)
+                where = [header.index(c) if c in header else None for c in self.columns]
+                self._start()
+                self._csv.writerows([row[i] if i is not None else "" for i in where] for row in reader)
+        finally:
+            os.unlink(old)
 
     def _finish(self) -> None:
         if self._file is not None:
@@ -315,11 +323,13 @@ class ParquetWriter(Writer):
     def _widen(self) -> None:
         self._finish()
         old = self.path
-        self.path = scratch(self.near)
-        self._start()
-        for batch in self.pq.ParquetFile(old).iter_batches(batch_size=10_000):
-            self._writer.write_table(self._table(batch.to_pylist()))
-        os.unlink(old)
+        try:
+            self.path = scratch(self.near)
+            self._start()
+            for batch in self.pq.ParquetFile(old).iter_batches(batch_size=10_000):
+                self._writer.write_table(self._table(batch.to_pylist()))
+        finally:
+            os.unlink(old)
 
     def _finish(self) -> None:
         if self._writer is not None:
