@@ -85,6 +85,19 @@ def kind_of(value: Any) -> str:
     return _KINDS.get(type(value), "str")
 
 
+def _column_values(rows: list[Row]) -> dict[str, list[Any]]:
+    """The rows as ``{column: [value of each row]}`` (``None`` where a row lacks the column)."""
+    return {c: [r.get(c) for r in rows] for c in set().union(*rows)}
+
+
+def _kind_of_types(types: set[type]) -> str:
+    """The kind a column holding values of these Python types needs."""
+    kind = "null"
+    for t in types:
+        kind = join_kinds(kind, _KINDS.get(t, "str"))
+    return kind
+
+
 def join_kinds(a: str, b: str) -> str:
     """The kind a column needs to hold values of kinds ``a`` and ``b``."""
     if a == b or b == "null":
@@ -275,18 +288,14 @@ class ParquetWriter(Writer):
         self.kinds: dict[str, str] = {}
         self._writer: Any = None
         self.schema: Any = None
+        self._values: dict[str, list[Any]] = {}
+        """The page being written, by column (computed once for both its types and its arrays)."""
 
     def _merge(self, rows: list[Row]) -> bool:
-        page: dict[str, str] = {}
-        kinds = _KINDS
-        for r in rows:
-            for c, v in r.items():
-                k = kinds.get(type(v), "str")
-                old = page.get(c)
-                if old != k:
-                    page[c] = k if old is None else join_kinds(old, k)
+        self._values = _column_values(rows)
         changed = False
-        for c, k in page.items():
+        for c, values in self._values.items():
+            k = _kind_of_types(set(map(type, values)))
             old = self.kinds.get(c)
             new = self.shape.initial_kind(c, k) if old is None else join_kinds(old, k)
             if new != old:
@@ -305,20 +314,21 @@ class ParquetWriter(Writer):
         self.schema = pa.schema([(c, getattr(pa, _ARROW_TYPES[self.kinds[c]])()) for c in self.columns])
         self._writer = self.pq.ParquetWriter(self.path, self.schema)
 
-    def _table(self, rows: list[Row]) -> Any:
+    def _table(self, columns: dict[str, list[Any]], n: int) -> Any:
         arrays = []
         for c, typ in zip(self.columns, self.schema.types, strict=True):
             kind = self.kinds[c]
-            values = [r.get(c) for r in rows]
-            if kind == "str":
+            values = columns.get(c) or [None] * n
+            if kind == "str" and any(v is not None and type(v) is not str for v in values):
                 values = [text(v) for v in values]
-            elif kind == "float":
-                values = [v if v is None or type(v) is float else float(v) for v in values]
+            elif kind == "float" and any(type(v) is int for v in values):
+                values = [float(v) if type(v) is int else v for v in values]
             arrays.append(self.pa.array(values, type=typ))
         return self.pa.Table.from_arrays(arrays, schema=self.schema)
 
     def _append(self, rows: list[Row]) -> None:
-        self._writer.write_table(self._table(rows))
+        values, self._values = self._values, {}
+        self._writer.write_table(self._table(values, len(rows)))
 
     def _widen(self) -> None:
         self._finish()
@@ -327,7 +337,7 @@ class ParquetWriter(Writer):
             self.path = scratch(self.near)
             self._start()
             for batch in self.pq.ParquetFile(old).iter_batches(batch_size=10_000):
-                self._writer.write_table(self._table(batch.to_pylist()))
+                self._writer.write_table(self._table(batch.to_pydict(), batch.num_rows))
         finally:
             os.unlink(old)
 
