@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     with DocumentProtocol(open_existing(args.uri)) as proto:
         query = trial_filter(proto.store, parse_query(args.query), group=args.group, status=args.status)
         query = and_query(query, {path: {"$exists": True}})
-        trials = proto.fetch_trials(query, sort=[(path, 1 if args.mode == "min" else -1)], limit=args.k, metrics=False)
+        sort = [(path, 1 if args.mode == "min" else -1), ("uid", 1)]  # ties in a stable order
+        trials = proto.fetch_trials(query, sort=sort, limit=args.k, metrics=False)
     records: list[dict[str, Any]] = []
     params: dict[str, None] = {}
     for rank, t in enumerate(trials, 1):

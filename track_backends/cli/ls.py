@@ -84,7 +84,12 @@ def _seconds_left(lease: dict[str, Any], now: float) -> float | None:
 def find_sorted(
     store: Store, query: dict[str, Any] | None, sort: list[tuple[str, int]], limit: int | None
 ) -> list[Document]:
-    """``find`` with the trials missing the first sort key last (MongoDB puts them first when ascending)."""
+    """``find`` with the trials missing the first sort key last (MongoDB puts them first when ascending).
+
+    Ties are broken by uid, so that the order is the same on every run and every store.
+    """
+    if sort and all(path != "uid" for path, _ in sort):
+        sort = [*sort, ("uid", 1)]
     if not sort or sort[0][1] < 0:
         return store.find(TRIALS, query, sort=sort or None, limit=limit)
     key = sort[0][0]
