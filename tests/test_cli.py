@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -118,7 +120,31 @@ def test_ls_query_and_limit(mem_uri, capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2 and trials[2].uid in out[1]
     assert main(["ls", uri, "--limit", "1"]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and out[-1].startswith("... 2 more (of 3)")  # the limit cut two trials
+    assert main(["ls", uri, "--limit", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4  # nothing cut: no "more" line
+
+
+def test_ls_metric_columns_sort_and_formats(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
+    uri, trials = mem_uri
+    proto = get_protocol(uri)
+    for i, t in enumerate(trials):
+        proto.log_trial_metrics_batch(t, {"loss": [(0, 1.0), (1, 0.5 - 0.1 * i)]})
+    assert main(["ls", uri, "--metrics", "loss", "--sort", "loss.min"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == [
+        "uid", "status", "group", "owner", "attempts", "lease", "loss.last", "loss.min", "loss.max", "parameters"
+    ]  # fmt: skip
+    assert [line.split()[0] for line in out[1:]] == [t.uid for t in reversed(trials)]
+    assert [line.split()[7] for line in out[1:]] == ["0.3", "0.4", "0.5"]
+    assert main(["ls", uri, "--sort=-lr", "--metrics", "loss.min", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["uid"] for r in rows] == [t.uid for t in reversed(trials)]
+    assert [float(r["loss.min"]) for r in rows] == [0.3, 0.4, 0.5] and rows[0]["owner"] == ""
+    assert main(["ls", uri, "--status", "Completed", "--group", "g", "--format", "json"]) == 0
+    objs = json.loads(capsys.readouterr().out)
+    assert [o["uid"] for o in objs] == [trials[2].uid] and objs[0]["parameters"] == trials[2].parameters
 
 
 def test_show_prints_one_trial_as_json(mem_uri, capsys: pytest.CaptureFixture[str]) -> None:
