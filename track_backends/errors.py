@@ -25,6 +25,14 @@ class DriverNotInstalledError(TrackBackendsError, ImportError):
     """The database driver a scheme needs is not installed; the message names the pip extra."""
 
 
+class ExtraNotInstalledError(TrackBackendsError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the pip extra."""
+
+
+class OutputError(TrackBackendsError, ValueError):
+    """An output format or path is unusable (e.g. an unknown ``--format`` or file extension)."""
+
+
 class QueryError(TrackBackendsError, ValueError):
     """A query, sort, projection or update document is malformed."""
 
@@ -76,10 +84,12 @@ __all__ = [
     "DriverNotInstalledError",
     "DuplicateKeyError",
     "EncodingError",
+    "ExtraNotInstalledError",
     "InvalidURIError",
     "LeaseLostError",
     "LockTimeoutError",
     "NotFoundError",
+    "OutputError",
     "QueryError",
     "StoreError",
     "StoreUnavailableError",

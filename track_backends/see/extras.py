@@ -11,18 +11,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import TrackBackendsError
+from ..errors import ExtraNotInstalledError, OutputError
+
+__all__ = ["EXTRAS", "ExtraNotInstalledError", "OutputError", "require"]
 
 EXTRAS: dict[str, str] = {"pandas": "analysis", "pyarrow": "analysis", "matplotlib": "plot"}
 """Top-level module -> the pip extra that installs it."""
-
-
-class ExtraNotInstalledError(TrackBackendsError, ImportError):
-    """A feature needs an optional dependency that is not installed; the message names the pip extra."""
-
-
-class OutputError(TrackBackendsError, ValueError):
-    """An output format or path is unusable (e.g. an unknown ``--format`` or file extension)."""
 
 
 def require(module: str, what: str) -> Any:
