@@ -105,7 +105,10 @@ def serve(
     (announce or _print)(url)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     with sock:
-        uvicorn.Server(config).run(sockets=[sock])
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C: that is how one stops it
+            pass
 
 
 def _print(url: str) -> None:
