@@ -101,14 +101,15 @@ def serve(
         raise
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    url = f"http://{shown}:{bound[1]}/"
-    (announce or _print)(url)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    with sock:
-        try:
+    try:
+        with sock:
+            (announce or _print)(f"http://{shown}:{bound[1]}/")
             uvicorn.Server(config).run(sockets=[sock])
-        except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C: that is how one stops it
-            pass
+    except KeyboardInterrupt:  # Ctrl-C is how one stops it (uvicorn re-raises it after shutting down)
+        pass
+    finally:
+        proto.close()  # the application's shutdown closed it already, unless it never started
 
 
 def _print(url: str) -> None:
