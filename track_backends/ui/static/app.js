@@ -157,14 +157,18 @@
     run(view, gen).then(() => { if (gen === generation) main.dataset.loaded = "true"; });
   }
 
-  let busy = false;
+  /* Poll every pollMs, but never spend more than a quarter of the time waiting for the server:
+     a slow answer (a sort over a huge store) stretches the interval instead of queueing requests. */
   async function poll() {
-    if (busy || document.hidden || !view) return;
-    busy = true;
+    let wait = pollMs;
     try {
-      await run(view, generation);
+      if (!document.hidden && view) {
+        const t0 = performance.now();
+        await run(view, generation);
+        wait = Math.max(pollMs, 4 * (performance.now() - t0));
+      }
     } finally {
-      busy = false;
+      setTimeout(poll, wait);
     }
   }
 
@@ -177,7 +181,7 @@
     }
     window.addEventListener("hashchange", route);
     route();
-    setInterval(poll, pollMs);
+    setTimeout(poll, pollMs);
   }
 
   document.addEventListener("DOMContentLoaded", start);
