@@ -63,6 +63,7 @@ def test_sorting_by_loss_min_puts_the_best_first(ui: Watched, dashboard: Dashboa
     ui.page.wait_for_url("**sort=metric_summary.loss.min**")
     ui.loaded()
     assert rows(ui)[0] == dashboard.expected["best"]
+    ui.shot("trials-sorted")
     values = column(ui, "loss.min")
     numbers = [float(v) for v in values if v != "—"]
     assert numbers == sorted(numbers) and len(numbers) == 8
@@ -129,6 +130,7 @@ def test_trial_page_draws_the_curve(ui: Watched, dashboard: Dashboard) -> None:
     params = ui.page.locator("table.kv.parameters").inner_text()
     assert "lr\t0.1" in params and "opt.name\tadam" in params
     assert "host\tnode-1" in ui.page.locator("table.kv.metadata").inner_text()
+    ui.shot("trial")
     box = ui.page.locator('.plot[data-metric="loss"] .u-over').bounding_box()
     ui.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # hover: the legend shows values
     legend = ui.page.locator('.plot[data-metric="loss"] .u-legend .u-value').all_inner_texts()
@@ -137,7 +139,7 @@ def test_trial_page_draws_the_curve(ui: Watched, dashboard: Dashboard) -> None:
     ui.page.mouse.move(box["x"] + 5, box["y"] + box["height"] / 2, steps=5)
     ui.page.mouse.up()
     assert ui.page.evaluate("window.__dashboardCharts['trial:loss'].scales.x.max") < 24
-    ui.shot("trial")
+    ui.shot("trial-zoomed")
     assert ui.problems() == []
 
 
