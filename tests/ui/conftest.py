@@ -9,6 +9,7 @@ Playwright or Chromium fails the tests instead of skipping them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import shutil
@@ -133,11 +134,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any
 
 @pytest.fixture(scope="session")
 def dashboard(seeded: tuple[str, dict[str, Any]]) -> Iterator[Dashboard]:
-    """The dashboard over the seeded store, shared by the tests that only read."""
+    """The dashboard over the seeded store, shared by the tests that only read (and it never writes)."""
     need_web_stack()
+    journal = Path(seeded[0].removeprefix("pickled://"))
+    before = hashlib.sha256(journal.read_bytes()).hexdigest()
     d = start_dashboard(*seeded)
     yield d
     code = d.stop()
+    assert hashlib.sha256(journal.read_bytes()).hexdigest() == before, "the dashboard wrote to the store"
     assert code in (0, -signal.SIGTERM), f"exit status {code}: {''.join(d.stderr)[-2000:]}"
     assert "Traceback" not in "".join(d.stderr), "".join(d.stderr)[-4000:]
 

@@ -11,6 +11,7 @@ package is, so ``import track_backends`` needs neither.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,8 @@ def serve(
         raise
     bound = sock.getsockname()
     shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    if not ipaddress.ip_address(bound[0].split("%")[0]).is_loopback:
+        print(f"warning: no login; whoever reaches {shown}:{bound[1]} can read the whole store", file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     try:
         with sock:
