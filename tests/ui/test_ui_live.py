@@ -48,6 +48,9 @@ def test_pages_update_while_workers_run(live_ui: Watched, live: Dashboard) -> No
 
     ui.open("#/trials")
     assert ui.page.locator("#total").inner_text() == "1 trial"
+    ui.page.evaluate("document.querySelector('#trials tbody tr').dataset.mark = 'kept'")
+    ui.page.wait_for_timeout(2500)  # two polls that find nothing new leave the DOM (and a text selection) alone
+    assert ui.page.locator("#trials tbody tr[data-mark=kept]").count() == 1
     with get_protocol(live.uri) as proto:
         for lr in (0.2, 0.3):
             proto.new_trial(Trial({"lr": lr}, group_id=live.expected["group"]))

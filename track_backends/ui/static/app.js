@@ -28,8 +28,12 @@
   /* ---------- projects and groups ---------- */
   function overviewView() {
     const root = TB.el("div");
+    let last = "";
     async function refresh() {
       const d = await TB.api("/api/overview");
+      const sig = JSON.stringify(d);
+      if (sig === last) return; // unchanged: keep the DOM (and any text selection) as it is
+      last = sig;
       const sections = [
         TB.el("h1", { text: "Projects" }),
         TB.el("p", {}, TB.el("a", { href: TB.trialsHref(), text: "All " + TB.plural(d.all.total, "trial") }), " ", TB.counts(d.all)),
@@ -108,12 +112,18 @@
         TB.el("button", { text: "next →", disabled: d.page + 1 >= d.pages, onclick: () => go({ page: d.page + 1 }) }), size);
     }
 
+    let last = "";
     async function refresh() {
       try {
-        render(await TB.api("/api/trials", state));
+        const d = await TB.api("/api/trials", state);
+        if (!d.trials.length && d.page > 0 && d.page >= d.pages) return go({ page: d.pages - 1 }); // the rows went away
+        const sig = JSON.stringify(d);
+        if (sig !== last) render(d);
+        last = sig;
         error.hidden = true;
       } catch (e) {
         if (!(e instanceof TB.ApiError) || e.status !== 400) throw e;
+        last = "";
         error.textContent = e.kind + ": " + e.message;
         error.hidden = false;
         total.textContent = "";

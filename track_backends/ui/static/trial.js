@@ -40,6 +40,7 @@ TB.views = TB.views || {};
     const details = el("div", { class: "grid" });
     const curves = el("div", { id: "curves" });
     const charts = {};
+    let last = "";
     const root = el("div", {}, head, el("h2", { text: "Curves" }),
       el("p", { class: "muted", text: "Drag to zoom, double-click to zoom out; hover shows values." }), curves, details);
 
@@ -73,6 +74,9 @@ TB.views = TB.views || {};
 
     async function refresh() {
       const d = await TB.api("/api/trial/" + encodeURIComponent(uid));
+      const sig = JSON.stringify([d.trial, d.metrics]);
+      if (sig === last) return; // unchanged: keep the DOM, the zoom and any text selection
+      last = sig;
       const t = d.trial;
       const status = (t.status && t.status.name) || t.status;
       TB.fill(head, el("h1", {}, "Trial ", el("code", { text: t.uid })),
