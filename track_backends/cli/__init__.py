@@ -1,4 +1,4 @@
-"""The ``track-backends`` command line: ``bench``, ``ls``, ``show``, ``migrate`` and ``replay``.
+"""The ``track-backends`` command line: one module per subcommand (``ls``, ``best``, ``export``, ``ui``...).
 
 Each subcommand is a module of this package with ``NAME``, ``add_parser(subparsers)`` and
 ``run(args) -> exit status``; :func:`main` parses the arguments, runs one, and reports errors.
