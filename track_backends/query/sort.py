@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import QueryError
 from .paths import split_path
-from .values import compare, sort_key
+from .values import BOOL, NULL, NUMBER, STRING, bracket, compare, sort_key
 
 SortSpec = tuple[tuple[str, int], ...]
 
@@ -79,10 +79,20 @@ class _EmptyArray:
 _EMPTY = _EmptyArray()
 
 
-def _key(value: Any) -> tuple[int, Any]:
+def _key(value: Any) -> tuple[Any, ...]:
+    """A key in MongoDB's order; plain scalars get native tuples (fast), the rest :data:`sort_key`."""
+    t = type(value)
+    if t is str:
+        return (1, STRING, value)  # code point order is UTF-8 byte order, MongoDB's
+    if t is int or t is float:
+        return (1, NUMBER, value == value, value if value == value else 0)  # NaN below every number
+    if value is None:
+        return (1, NULL)
+    if t is bool:
+        return (1, BOOL, value)
     if value is _EMPTY:
-        return (0, None)
-    return (1, sort_key(value))
+        return (0,)
+    return (1, bracket(value), sort_key(value))
 
 
 def _sort_value(doc: Any, parts: tuple[str, ...], direction: int) -> Any:
