@@ -13,14 +13,16 @@ from ...errors import DuplicateKeyError, EncodingError, QueryError, StoreUnavail
 from ...query import apply_update, parse_sort, parse_update, upsert_seed
 from ...query.cache import ParseCache
 from ...store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
+from .bucketing import BUCKET_INDEX
 from .drivers import driver_for
 from .errors import driver_text, wrap_error
 from .indexes import IndexMaker
+from .series import SeriesMixin
 from .translate import ID_RESERVED, NO_ID, QueryPlan, UpdatePlan, plan_query, plan_update, server_projection
 from .uri import DEFAULT_DATABASE, check_database_name
 
 
-class MongoStore(Store):
+class MongoStore(SeriesMixin, Store):
     """A :class:`~track_backends.store.Store` on a MongoDB database (or a mongomock one).
 
     Args:
@@ -49,6 +51,12 @@ class MongoStore(Store):
       by another client between that check and the ``update_many`` can still make it fail
       half-way; the error then says so. A unique index broken half-way through an
       ``update_many`` likewise leaves the documents before it updated.
+
+    * ``append_points`` updates the document, then writes the points (see :mod:`.series`).
+      ``delete`` deletes the documents' points, then the documents, then points appended
+      meanwhile: a crash in between leaves documents without points, never the reverse.
+
+    Metric points live in ``<collection>_points`` as bounded bucket documents (:mod:`.series`).
 
     ``mongomock://`` stores serialise every call on one process-wide lock (mongomock is not
     thread-safe) and check single-document updates client-side as well, since mongomock does
@@ -85,6 +93,7 @@ class MongoStore(Store):
         self._updates: ParseCache[UpdatePlan] = ParseCache(lambda u: plan_update(parse_update(u)))
         self._projections: ParseCache[tuple[dict[str, Any], bool]] = ParseCache(server_projection)
         self._clock = ServerClock(self._server_time)
+        self._heads: dict[tuple[str, str, int], tuple[int, int, int]] = {}  # newest bucket of each series
         self.closed = False
         if d.name == "mongomock":
             self.scheme = "mongomock"
@@ -105,7 +114,10 @@ class MongoStore(Store):
         c = self._read.get(name)
         if c is None:
             c = self._collection(name)
-        self._indexes.create_many(c, name, [(("uid",), True), *DEFAULT_INDEXES.get(name, ())])
+        specs = [(("uid",), True), *DEFAULT_INDEXES.get(name, ())]
+        if name.endswith("_points"):
+            specs.append(BUCKET_INDEX)
+        self._indexes.create_many(c, name, specs)
         self._write[name] = c
         return c
 
@@ -371,7 +383,10 @@ class MongoStore(Store):
             raise self._wrap(e, f"find_one_and_update in {collection!r}", EncodingError) from e
 
     def delete(self, collection: str, query: Query) -> int:
-        """Delete the documents matching ``query`` (see :meth:`Store.delete`).
+        """Delete the documents matching ``query`` and their points (see :meth:`Store.delete`).
+
+        Their points go first, then the documents, then points appended meanwhile (see the class
+        docstring).
 
         Raises:
             QueryError: The collection name or query is invalid.
@@ -384,7 +399,9 @@ class MongoStore(Store):
         filt = self._query(query).filter
         try:
             with self._lock:
-                return c.delete_many(filt).deleted_count
+                return self._delete_with_points(c, collection, filt)
+        except TrackBackendsError:
+            raise
         except self._errors as e:
             raise self._wrap(e, f"delete in {collection!r}", QueryError) from e
 

@@ -1,0 +1,343 @@
+"""Metric points on MongoDB: bounded bucket documents, written in at most three round trips per batch.
+
+The points of a document of ``collection`` live in ``<collection>_points`` (MongoDB's bucket
+pattern) as buckets::
+
+    {"uid": "<uid>:<attempt>:<b>", "trial": "<uid>", "attempt": 0, "b": 7, "n": 812, "s": 26020,
+     "names": ["acc", "loss"], "lo": 5600, "hi": 6411, "p": [[name, step, value], ...]}
+
+``n`` counts the bucket's points and ``s`` bounds their BSON size from above: a bucket holds at most
+:data:`BUCKET_POINTS` points and :data:`BUCKET_BYTES` bytes (a single larger point fills one
+alone), so it stays far below MongoDB's 16 MB document limit however long the series grows.
+``names`` lists the bucket's metrics and ``lo``/``hi`` bound its numeric steps, so a read of some
+metrics, of a step range, or of the last points skips the buckets that cannot hold any. The
+index ``(trial, attempt, b)`` serves every read and the newest-bucket lookup.
+
+An append remembers each series' newest bucket ``(b, n, s)`` in the store and writes:
+
+1. the summary ``update`` of the document, when given; if it matches nothing (the document is
+   gone, or a fenced-out writer's lease token no longer matches), no point is written;
+2. one ``update_one`` that fills the newest bucket, guarded by ``n`` and ``s``; it upserts, so a
+   bucket that another writer filled meanwhile fails on the unique ``uid`` instead of silently
+   matching nothing;
+3. one ordered ``insert_many`` of the new buckets the rest of the batch needs.
+
+A duplicate key in 2 or 3 means another writer moved the newest bucket: what got in stays, the
+newest bucket is read again and the rest follows, so each writer's points keep their order.
+
+Not atomic (MongoDB has no multi-document atomicity outside transactions): a crash after step 1
+leaves a summary that counts points which are not stored, and a crash during step 3 keeps the
+buckets written before it. ``mongomock://`` stores hold the process-wide mongomock lock over the
+three steps, which makes an append atomic there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...errors import EncodingError, QueryError, StoreError, TrackBackendsError
+from ...store import Query, check_collection
+from ..buckets import points_collection
+from ..points import check_points, check_range, select
+from .bucketing import (
+    BUCKET_BYTES,
+    BUCKET_POINTS,
+    NO_BUCKET,
+    Head,
+    Plan,
+    bucket_filter,
+    check_names,
+    check_uids,
+    in_range,
+    keep_attempts,
+    plan,
+    point_sizes,
+)
+from .errors import DUPLICATE_CODES, error_code
+
+_UIDS_PER_QUERY = 10_000
+_MAX_TRIES = 64
+_MAX_HEADS = 4096
+_BACK_BATCH = 8
+_READ = {"_id": 0, "trial": 1, "attempt": 1, "b": 1, "p": 1}
+_READ_BACK = {"_id": 0, "attempt": 1, "names": 1, "p": 1}
+
+
+class SeriesMixin:
+    """The points primitives of :class:`~.store.MongoStore` (see the module docstring)."""
+
+    _heads: dict[tuple[str, str, int], Head]
+    _lock: Any
+    _errors: tuple[type[BaseException], ...]
+    _driver: Any
+
+    if TYPE_CHECKING:  # provided by MongoStore
+
+        def _collection(self, name: str) -> Any: ...
+        def _writable(self, name: str) -> Any: ...
+        def _wrap(self, e: BaseException, what: str, bad_value: type[TrackBackendsError]) -> TrackBackendsError: ...
+        def update(
+            self, collection: str, query: Query, update: Any, *, many: bool = False, upsert: bool = False
+        ) -> int: ...
+
+    def append_points(
+        self,
+        collection: str,
+        uid: str,
+        points: Sequence[tuple[str, Any, Any]],
+        *,
+        attempt: int = 0,
+        query: Query = None,
+        update: dict[str, Any] | None = None,
+    ) -> bool:
+        """Append points to bounded buckets, after the document's ``update`` (see the module docstring).
+
+        Returns:
+            ``False`` when ``update`` matched nothing (no point was written), else ``True``.
+
+        Raises:
+            QueryError: A point, the query, the update or the collection name is malformed.
+            EncodingError: A name, step or value cannot be stored.
+            LeaseLostError: Never here: the Protocol raises it when this returns ``False``.
+            StoreUnavailableError: The server cannot be reached, or the store is closed.
+            StoreError: The driver failed otherwise, or other writers kept moving the newest bucket.
+        """
+        check_collection(collection)
+        if type(uid) is not str:
+            raise QueryError(f"a uid is a str, got {uid!r:.80}")
+        if type(attempt) is not int:
+            raise QueryError(f"attempt is an int, got {attempt!r:.80}")
+        pts = check_points(points)
+        name = check_collection(points_collection(collection))
+        with self._lock:  # mongomock: the summary and the points in one step
+            if update is not None and not self.update(collection, query if query is not None else {"uid": uid}, update):
+                return False
+            if pts:
+                self._append(name, collection, uid, attempt, pts)
+        return True
+
+    def _append(self, name: str, collection: str, uid: str, attempt: int, pts: list[list[Any]]) -> None:
+        c = self._writable(name)
+        sizes = point_sizes(pts)
+        key = (collection, uid, attempt)
+        for _ in range(_MAX_TRIES):
+            head = self._heads.get(key)
+            if head is None:
+                head = self._newest(c, uid, attempt)
+            written, head = self._write_plan(c, plan(uid, attempt, pts, sizes, head), head)
+            if head is not None:
+                if len(self._heads) >= _MAX_HEADS:
+                    self._heads.clear()
+                self._heads[key] = head
+                return
+            self._heads.pop(key, None)  # another writer moved the newest bucket: look again
+            pts, sizes = pts[written:], sizes[written:]
+        raise StoreError(f"appending points to {uid!r} in {name!r}: other writers kept moving its newest bucket")
+
+    def _newest(self, c: Any, uid: str, attempt: int) -> Head:
+        try:
+            with self._lock:
+                d = c.find_one({"trial": uid, "attempt": attempt}, {"_id": 0, "b": 1, "n": 1, "s": 1}, sort=[("b", -1)])
+        except self._errors as e:
+            raise self._wrap(e, f"reading the newest bucket of {uid!r}", QueryError) from e
+        return NO_BUCKET if d is None else (d["b"], d.get("n", BUCKET_POINTS), d.get("s", BUCKET_BYTES))
+
+    def _duplicate(self, e: BaseException) -> bool:
+        return error_code(e) in DUPLICATE_CODES or isinstance(e, self._driver.duplicate)
+
+    def _write_plan(self, c: Any, p: Plan, head: Head) -> tuple[int, Head | None]:
+        """Write a plan; return the points written and the new head (``None`` on a stale head)."""
+        what = f"appending points to {c.name!r}"
+        if p.fill is not None:
+            try:
+                with self._lock:
+                    r = c.update_one(*p.fill, upsert=True)
+            except self._errors as e:
+                if self._duplicate(e):
+                    return 0, None
+                raise self._wrap(e, what, EncodingError) from e
+            b, n, s = head
+            head = (b, p.k, p.size) if r.upserted_id is not None else (b, n + p.k, s + p.size)
+        if p.docs:
+            try:
+                with self._lock:
+                    c.insert_many(p.docs, ordered=True)
+            except self._errors as e:
+                details = getattr(e, "details", None)
+                if self._duplicate(e) and isinstance(details, dict) and isinstance(details.get("nInserted"), int):
+                    return p.k + sum(d["n"] for d in p.docs[: details["nInserted"]]), None
+                raise self._wrap(e, what, EncodingError) from e
+            last = p.docs[-1]
+            head = (last["b"], last["n"], last["s"])
+        return p.k + sum(d["n"] for d in p.docs), head
+
+    def fetch_points(
+        self,
+        collection: str,
+        uids: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        start: Any = None,
+        stop: Any = None,
+        last: int | None = None,
+        attempts: dict[str, int] | None = None,
+    ) -> dict[str, dict[str, list[tuple[Any, Any]]]]:
+        """Read the series of many documents in one query (see :meth:`Store.fetch_points`).
+
+        Only the buckets that can hold wanted points are read (by name and step range). With
+        ``last`` and one document, the buckets are read newest first, and only until every
+        wanted metric has its last points.
+
+        Raises:
+            QueryError: An argument is malformed.
+            StoreUnavailableError: The server cannot be reached, or the store is closed.
+            StoreError: The driver failed otherwise.
+        """
+        check_collection(collection)
+        check_range(start, stop, last)
+        order, wanted = check_uids(uids), check_names(names)
+        keep = keep_attempts(order, attempts)
+        if not order:
+            return {}
+        c = self._collection(check_collection(points_collection(collection)))
+        filt = bucket_filter(order, wanted, start, stop, keep)
+        if last is not None and len(order) == 1:
+            got = self._read_back(c, filt, order[0], wanted, (start, stop, last), keep)
+            if got is not None:
+                return got
+        try:
+            with self._lock:
+                docs = list(c.find(filt, _READ))
+        except self._errors as e:
+            raise self._wrap(e, f"reading points from {c.name!r}", QueryError) from e
+        docs.sort(key=lambda d: (d["trial"], d["attempt"], d["b"]))  # here, not a server-side sort
+        flat: dict[str, list[Any]] = {}
+        for d in docs:
+            if keep is None or d["attempt"] in keep[d["trial"]]:
+                flat.setdefault(d["trial"], []).extend(d["p"])
+        out = {}
+        for uid in order:
+            series = select(flat.get(uid, ()), names=wanted, start=start, stop=stop, last=last)
+            if series:
+                out[uid] = series
+        return out
+
+    def _read_back(
+        self,
+        c: Any,
+        filt: dict[str, Any],
+        uid: str,
+        wanted: list[str] | None,
+        bounds: tuple[Any, Any, int],
+        keep: dict[str, set[int]] | None,
+    ) -> dict[str, dict[str, list[tuple[Any, Any]]]] | None:
+        """The last points of one document's series, newest bucket first (``None``: read it all)."""
+        start, stop, last = bounds
+        if wanted is None:
+            try:
+                with self._lock:
+                    wanted = [n for n in c.distinct("names", filt) if type(n) is str]
+            except self._errors as e:
+                raise self._wrap(e, f"reading metric names from {c.name!r}", QueryError) from e
+            if not wanted:
+                return None
+        got: dict[str, list[tuple[Any, Any]]] = {n: [] for n in wanted}
+        attempts = None if keep is None else keep[uid]
+        try:
+            with self._lock:
+                cursor = c.find(filt, _READ_BACK, sort=[("attempt", -1), ("b", -1)], batch_size=_BACK_BATCH)
+                try:
+                    complete = _collect_back(cursor, got, max(last, 1), (start, stop), attempts)
+                finally:
+                    cursor.close()
+        except self._errors as e:
+            raise self._wrap(e, f"reading points from {c.name!r}", QueryError) from e
+        if not complete:
+            return None
+        out = {n: (v[::-1] if last else []) for n, v in got.items() if v}
+        return {uid: out} if out else {}
+
+    def delete_points(self, collection: str, uids: Sequence[str]) -> int:
+        """Delete every point of the given documents; return how many buckets were deleted.
+
+        Raises:
+            QueryError: The collection name or a uid is malformed.
+            StoreUnavailableError: The server cannot be reached, or the store is closed.
+            StoreError: The driver failed otherwise.
+        """
+        check_collection(collection)
+        order = check_uids(uids)
+        if not order:
+            return 0
+        c = self._collection(check_collection(points_collection(collection)))
+        try:
+            with self._lock:
+                return self._delete_buckets(c, collection, order)
+        except self._errors as e:
+            raise self._wrap(e, f"deleting points from {c.name!r}", QueryError) from e
+
+    def _delete_buckets(self, c: Any, collection: str, uids: list[str]) -> int:
+        """Delete the buckets of ``uids`` (driver exceptions pass through)."""
+        gone = set(uids)
+        for key in [k for k in self._heads if k[0] == collection and k[1] in gone]:
+            del self._heads[key]
+        n = 0
+        for i in range(0, len(uids), _UIDS_PER_QUERY):
+            n += c.delete_many({"trial": {"$in": uids[i : i + _UIDS_PER_QUERY]}}).deleted_count
+        return n
+
+    def _delete_with_points(self, c: Any, collection: str, filt: dict[str, Any]) -> int:
+        """Delete documents and their points: points, documents, then points appended meanwhile.
+
+        A crash between the steps leaves documents without points (a retry finishes the job),
+        never points without their document. Driver exceptions pass through.
+        """
+        name = points_collection(collection)
+        try:
+            check_collection(name)
+        except QueryError:  # a name too long to have points
+            return c.delete_many(filt).deleted_count
+        uids = [d["uid"] for d in c.find(filt, {"_id": 0, "uid": 1}) if type(d.get("uid")) is str]
+        buckets = self._collection(name) if uids else None
+        if buckets is not None:
+            self._delete_buckets(buckets, collection, uids)
+        n = c.delete_many(filt).deleted_count
+        if buckets is not None and self._driver.name != "mongomock":  # mongomock: under one lock
+            self._delete_buckets(buckets, collection, uids)
+        return n
+
+
+def _collect_back(
+    cursor: Any,
+    got: dict[str, list[tuple[Any, Any]]],
+    need: int,
+    bounds: tuple[Any, Any],
+    keep: set[int] | None,
+) -> bool:
+    """Collect, newest first, up to ``need`` in-range points per name into ``got``.
+
+    Returns:
+        ``False`` when a bucket without ``names`` turns up (written by another implementation:
+        the caller reads everything instead), else ``True``.
+    """
+    start, stop = bounds
+    ranged = start is not None or stop is not None
+    pending = set(got)
+    for d in cursor:
+        if keep is not None and d["attempt"] not in keep:
+            continue
+        names = d.get("names")
+        if not isinstance(names, list):
+            return False
+        if pending.isdisjoint(names):
+            continue
+        for name, step, value in reversed(d["p"]):
+            if name in pending and (not ranged or in_range(step, start, stop)):
+                into = got[name]
+                into.append((step, value))
+                if len(into) >= need:
+                    pending.discard(name)
+                    if not pending:
+                        return True
+    return True
