@@ -7,11 +7,15 @@ bucket document and the write protocol.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
+from ...encoding import INT64_MAX, INT64_MIN, check_key, encode
 from ...errors import QueryError
+from ..points import check_points
 
 BUCKET_POINTS = 1000
 """At most this many points per bucket."""
@@ -44,6 +48,35 @@ def _size(value: Any) -> int:
     return 8
 
 
+def valid_points(points: Sequence[Any]) -> list[list[Any]]:
+    """:func:`~track_backends.stores.points.check_points`, faster for plain names, steps and values.
+
+    Raises:
+        QueryError: A point is not a ``(name, step, value)`` triple.
+        EncodingError: A name, step or value cannot be stored.
+    """
+    out = []
+    names: set[str] = set()
+    for p in points:
+        if not isinstance(p, (tuple, list)) or len(p) != 3 or type(p[0]) is not str:
+            return check_points(points)  # raises the error every store raises
+        name, step, value = p
+        if name not in names:
+            check_key(name, "metric_summary")
+            names.add(name)
+        out.append([name, _plain(step, name), _plain(value, name)])
+    return out
+
+
+def _plain(value: Any, name: str) -> Any:
+    t = type(value)
+    if t is float:
+        return value if value else 0.0  # as encode(): -0.0 is stored as 0.0
+    if (t is int and INT64_MIN <= value <= INT64_MAX) or value is None or t is bool:
+        return value
+    return encode(value, name)
+
+
 def point_sizes(points: Sequence[list[Any]]) -> list[int]:
     """An upper bound of each ``[name, step, value]`` point's BSON size inside a bucket's array."""
     names: dict[str, int] = {}
@@ -59,15 +92,14 @@ def point_sizes(points: Sequence[list[Any]]) -> list[int]:
     return out
 
 
-def _take(sizes: Sequence[int], i: int, room_n: int, room_s: int) -> tuple[int, int]:
-    """How many points from ``i`` fit in ``room_n`` points and ``room_s`` bytes, and their bytes."""
-    end = min(len(sizes), i + room_n)
-    total = 0
-    j = i
-    while j < end and total + sizes[j] <= room_s:
-        total += sizes[j]
-        j += 1
-    return j - i, total
+def _take(sums: Sequence[int], i: int, room_n: int, room_s: int) -> tuple[int, int]:
+    """How many points from ``i`` fit in ``room_n`` points and ``room_s`` bytes, and their bytes.
+
+    ``sums`` are the prefix sums of the points' sizes (``sums[j]``: the first ``j`` points).
+    """
+    end = min(len(sums) - 1, i + room_n)
+    j = bisect_right(sums, sums[i] + room_s, i, end + 1) - 1
+    return j - i, sums[j] - sums[i]
 
 
 def _number(step: Any) -> bool:
@@ -77,8 +109,15 @@ def _number(step: Any) -> bool:
 
 def _extras(chunk: Sequence[list[Any]]) -> tuple[list[str], Any, Any]:
     """The distinct names of a chunk and the bounds of its numeric steps (``None`` without any)."""
-    steps = [p[1] for p in chunk if _number(p[1])]
-    names = list(dict.fromkeys(p[0] for p in chunk))
+    names = list(dict.fromkeys([p[0] for p in chunk]))
+    steps = [p[1] for p in chunk]
+    types = set(map(type, steps))
+    if types == {int}:
+        pass
+    elif types <= {int, float}:
+        steps = [x for x in steps if x == x]  # NaN bounds nothing
+    else:
+        steps = [x for x in steps if _number(x)]
     return (names, min(steps), max(steps)) if steps else (names, None, None)
 
 
@@ -130,16 +169,17 @@ class Plan:
 def plan(uid: str, attempt: int, pts: list[list[Any]], sizes: list[int], head: Head) -> Plan:
     """Split validated points between the newest bucket ``head`` and new buckets after it."""
     b, n, s = head
+    sums = [0, *accumulate(sizes)]
     fill, k, size = None, 0, 0
     if b >= 0 and n < BUCKET_POINTS:
-        k, size = _take(sizes, 0, BUCKET_POINTS - n, BUCKET_BYTES - s)
+        k, size = _take(sums, 0, BUCKET_POINTS - n, BUCKET_BYTES - s)
         if k:
             fill = _fill(uid, attempt, b, pts[:k], size)
     docs = []
     i = k
     while i < len(pts):
         b += 1
-        m, used = _take(sizes, i, BUCKET_POINTS, BUCKET_BYTES)
+        m, used = _take(sums, i, BUCKET_POINTS, BUCKET_BYTES)
         if not m:  # one point larger than a bucket's bound: a bucket of its own
             m, used = 1, sizes[i]
         docs.append(new_bucket(uid, attempt, b, pts[i : i + m], used))

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import EncodingError, QueryError, StoreError, TrackBackendsError
 from ...store import Query, check_collection
 from ..buckets import points_collection
-from ..points import check_points, check_range, select
+from ..points import check_range, select
 from .bucketing import (
     BUCKET_BYTES,
     BUCKET_POINTS,
@@ -53,6 +53,7 @@ from .bucketing import (
     keep_attempts,
     plan,
     point_sizes,
+    valid_points,
 )
 from .errors import DUPLICATE_CODES, error_code
 
@@ -108,7 +109,7 @@ class SeriesMixin:
             raise QueryError(f"a uid is a str, got {uid!r:.80}")
         if type(attempt) is not int:
             raise QueryError(f"attempt is an int, got {attempt!r:.80}")
-        pts = check_points(points)
+        pts = valid_points(points)
         name = check_collection(points_collection(collection))
         with self._lock:  # mongomock: the summary and the points in one step
             if update is not None and not self.update(collection, query if query is not None else {"uid": uid}, update):

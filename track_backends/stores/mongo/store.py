@@ -15,6 +15,7 @@ from ...query.cache import ParseCache
 from ...store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
 from .bucketing import BUCKET_INDEX
 from .drivers import driver_for
+from .emulate import update_documents
 from .errors import driver_text, wrap_error
 from .indexes import IndexMaker
 from .series import SeriesMixin
@@ -60,7 +61,8 @@ class MongoStore(SeriesMixin, Store):
 
     ``mongomock://`` stores serialise every call on one process-wide lock (mongomock is not
     thread-safe) and check single-document updates client-side as well, since mongomock does
-    not refuse updates that MongoDB refuses; under the lock that makes them atomic.
+    not refuse updates that MongoDB refuses; under the lock that makes them atomic. Updates with
+    ``$min``/``$max`` are applied client-side there (:mod:`.emulate`).
     """
 
     scheme = "mongodb"
@@ -326,6 +328,10 @@ class MongoStore(SeriesMixin, Store):
         checked = plan.may_fail and (several or self._driver.check_single_updates)
         try:
             with self._lock:
+                if plan.min_max and self._driver.emulate_min_max:
+                    n = len(update_documents(c, q.filter, plan, limit=0 if many else 1))
+                    if n or not upsert:
+                        return n
                 if checked:
                     self._check_documents(c, q.filter, plan, None, 0 if many else 1)
                 if many:
@@ -369,6 +375,9 @@ class MongoStore(SeriesMixin, Store):
             c = self._writable(collection)
         try:
             with self._lock:
+                if plan.min_max and self._driver.emulate_min_max:
+                    docs = update_documents(c, filt, plan, limit=1, sort=order)
+                    return {k: v for k, v in docs[0].items() if k != "_id"} if docs else None
                 if plan.may_fail and self._driver.check_single_updates:
                     self._check_documents(c, filt, plan, order, 1)
                 if self._driver.fam_projection:
