@@ -20,10 +20,11 @@ from .errors import driver_text, wrap_error
 from .indexes import IndexMaker
 from .series import SeriesMixin
 from .translate import ID_RESERVED, NO_ID, QueryPlan, UpdatePlan, plan_query, plan_update, server_projection
+from .upgrade import LAYOUT_COLLECTIONS, LayoutMixin
 from .uri import DEFAULT_DATABASE, check_database_name
 
 
-class MongoStore(SeriesMixin, Store):
+class MongoStore(SeriesMixin, LayoutMixin, Store):
     """A :class:`~track_backends.store.Store` on a MongoDB database (or a mongomock one).
 
     Args:
@@ -58,6 +59,8 @@ class MongoStore(SeriesMixin, Store):
       meanwhile: a crash in between leaves documents without points, never the reverse.
 
     Metric points live in ``<collection>_points`` as bounded bucket documents (:mod:`.series`).
+    Before a store first touches ``trials``, it checks the database's document layout and
+    converts trials of layout 1 once (:mod:`.upgrade`).
 
     ``mongomock://`` stores serialise every call on one process-wide lock (mongomock is not
     thread-safe) and check single-document updates client-side as well, since mongomock does
@@ -96,6 +99,8 @@ class MongoStore(SeriesMixin, Store):
         self._projections: ParseCache[tuple[dict[str, Any], bool]] = ParseCache(server_projection)
         self._clock = ServerClock(self._server_time)
         self._heads: dict[tuple[str, str, int], tuple[int, int, int]] = {}  # newest bucket of each series
+        self._layout_state: str | None = None
+        self._layout_recorded = False
         self.closed = False
         if d.name == "mongomock":
             self.scheme = "mongomock"
@@ -105,6 +110,8 @@ class MongoStore(SeriesMixin, Store):
         if self.closed:
             raise StoreUnavailableError(f"the {self.scheme}: store {self._label} is closed")
         c = self.database.get_collection(check_collection(name))
+        if self._layout_state is None and name in LAYOUT_COLLECTIONS:
+            self._check_layout()
         self._read[name] = c
         return c
 
@@ -120,6 +127,8 @@ class MongoStore(SeriesMixin, Store):
         if name.endswith("_points"):
             specs.append(BUCKET_INDEX)
         self._indexes.create_many(c, name, specs)
+        if name in LAYOUT_COLLECTIONS and self._layout_state == "checked" and not self._layout_recorded:
+            self._record_layout()
         self._write[name] = c
         return c
 
