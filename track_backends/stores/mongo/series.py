@@ -219,7 +219,9 @@ class SeriesMixin:
                 flat.setdefault(d["trial"], []).extend(d["p"])
         out = {}
         for uid in order:
-            series = select(flat.get(uid, ()), names=wanted, start=start, stop=stop, last=last)
+            series = select(flat.get(uid, ()), names=wanted, start=start, stop=stop)
+            if series and last is not None:  # (select's own last cuts wrong when last > len)
+                series = {k: v[-last:] if last else [] for k, v in series.items()}
             if series:
                 out[uid] = series
         return out
