@@ -164,3 +164,22 @@ def test_stores_opening_at_once_convert_each_trial_once(secantus_uri: str, mongo
             i = t.parameters["i"]
             assert t.metrics["loss"] == expected_loss(i, 1200), i
             assert t.metric_summary["loss"]["count"] == 1200 and t.metric_summary["acc"]["count"] == 1200
+
+
+def test_threads_of_one_store_wait_for_the_conversion(secantus_uri: str, mongo_wire_client: Any) -> None:
+    raw = mongo_wire_client[secantus_uri.rsplit("/", 1)[1]]
+    raw[TRIALS].insert_many([legacy_trial(i, steps=1500) for i in range(6)])
+    barrier = threading.Barrier(4)
+    seen: list[list[int]] = []
+    with get_protocol(secantus_uri) as proto:
+
+        def read() -> None:
+            barrier.wait()
+            seen.append([t.metric_summary.get("loss", {}).get("count", 0) for t in proto.fetch_trials(metrics=False)])
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert seen == [[1500] * 6] * 4  # no thread read a trial before it was converted

@@ -283,8 +283,8 @@ class SeriesMixin:
     def _delete_buckets(self, c: Any, collection: str, uids: list[str]) -> int:
         """Delete the buckets of ``uids`` (driver exceptions pass through)."""
         gone = set(uids)
-        for key in [k for k in self._heads if k[0] == collection and k[1] in gone]:
-            del self._heads[key]
+        for key in [k for k in list(self._heads) if k[0] == collection and k[1] in gone]:
+            self._heads.pop(key, None)
         n = 0
         for i in range(0, len(uids), _UIDS_PER_QUERY):
             n += c.delete_many({"trial": {"$in": uids[i : i + _UIDS_PER_QUERY]}}).deleted_count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -101,6 +102,8 @@ class MongoStore(SeriesMixin, LayoutMixin, Store):
         self._heads: dict[tuple[str, str, int], tuple[int, int, int]] = {}  # newest bucket of each series
         self._layout_state: str | None = None
         self._layout_recorded = False
+        # one lock on mongomock (its calls hold d.lock, which may be held around this one)
+        self._layout_lock = d.lock if d.name == "mongomock" else threading.RLock()
         self.closed = False
         if d.name == "mongomock":
             self.scheme = "mongomock"
@@ -110,8 +113,8 @@ class MongoStore(SeriesMixin, LayoutMixin, Store):
         if self.closed:
             raise StoreUnavailableError(f"the {self.scheme}: store {self._label} is closed")
         c = self.database.get_collection(check_collection(name))
-        if self._layout_state is None and name in LAYOUT_COLLECTIONS:
-            self._check_layout()
+        if self._layout_state != "checked" and name in LAYOUT_COLLECTIONS:
+            self._ensure_layout()
         self._read[name] = c
         return c
 

@@ -45,6 +45,7 @@ class LayoutMixin:
 
     _layout_state: str | None  # None (not checked), "checking" or "checked"
     _layout_recorded: bool
+    _layout_lock: Any  # re-entrant: the check itself opens the points collection
     _lock: Any
     _errors: tuple[type[BaseException], ...]
     database: Any
@@ -55,6 +56,18 @@ class LayoutMixin:
         def _wrap(self, e: BaseException, what: str, bad_value: type[TrackBackendsError]) -> TrackBackendsError: ...
         def _update(self, update: Any) -> Any: ...
         def _duplicate(self, e: BaseException) -> bool: ...
+
+    def _ensure_layout(self) -> None:
+        """Check the layout once per store, before any thread of it reads trials.
+
+        Raises:
+            CorruptStoreError: See :meth:`_check_layout`.
+            StoreUnavailableError: The server cannot be reached.
+            StoreError: The driver failed otherwise.
+        """
+        with self._layout_lock:
+            if self._layout_state is None:
+                self._check_layout()
 
     def _check_layout(self) -> None:
         """Read the recorded layout; convert layout-1 trials when none is recorded.
