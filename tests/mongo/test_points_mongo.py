@@ -23,7 +23,8 @@ from track_backends.protocol import DocumentProtocol
 from track_backends.registry import get_protocol, open_store
 from track_backends.store import TRIALS, Store
 from track_backends.stores.mongo import MongoStore
-from track_backends.stores.mongo.bucketing import BUCKET_BYTES, BUCKET_POINTS
+from track_backends.stores.mongo.bucketing import BUCKET_BYTES, BUCKET_POINTS, NO_BUCKET
+from track_backends.stores.mongo.tail import newest
 
 POINTS = f"{TRIALS}_points"
 
@@ -78,7 +79,8 @@ def test_min_max_compare_in_bson_order_like_the_memory_store(store: Store, op: s
 
 
 def _buckets(store: Any, uid: str) -> list[dict[str, Any]]:
-    return sorted(store.find(POINTS, {"trial": uid}), key=lambda d: (d["attempt"], d["b"]))
+    """The buckets of a document that hold points (bucket -1 is the registry of its metric names)."""
+    return sorted(store.find(POINTS, {"trial": uid, "b": {"$gte": 0}}), key=lambda d: (d["attempt"], d["b"]))
 
 
 def test_buckets_are_bounded_in_points_and_bytes(store: Any) -> None:
@@ -100,6 +102,8 @@ def test_buckets_are_bounded_in_points_and_bytes(store: Any) -> None:
         assert b["n"] <= BUCKET_POINTS and len(bson.encode(b)) < 16 * 2**20
         assert b["b"] == buckets.index(b) and len(bson.encode({"p": b["p"]})) <= b["s"] + 64
     assert [b["n"] for b in buckets if b["names"] == ["blob"]] == [1]
+    registry = store.find_one(POINTS, {"trial": "t", "b": -1})
+    assert registry["names"] == ["loss", "acc", "text", "blob"] and registry["p"] == []
     got = store.fetch_points(TRIALS, ["t"])["t"]
     assert got["loss"] == [(s, v) for _, s, v in pts] and got["acc"] == [(2500, 1.0), (42, 2.0)]
     assert [s for s, _ in got["text"]] == list(range(40)) and got["blob"] == [(41, huge[2])]
@@ -131,14 +135,18 @@ def test_round_trips_per_batch(secantus_uri: str) -> None:
     t = Trial({"x": 1})
     proto.new_trial(t)
     proto.log_trial_metrics(t, step=0, loss=1.0)
-    sent.take()
+    first = sent.take()  # ..., then for the new series: its registry, the probes for a newest bucket
+    assert first[-5:] == [("update", TRIALS), ("update", POINTS), *[("find", POINTS)] * 2, ("insert", POINTS)]
     proto.log_trial_metrics_batch(t, {"loss": [(s, 0.5) for s in range(1, 10_001)]})
     # the summary, filling the newest bucket, and one insert of the 10 new buckets
     assert sent.take() == [("update", TRIALS), ("update", POINTS), ("insert", POINTS)]
     proto.log_trial_metrics(t, step=10_001, loss=0.25)
     assert sent.take() == [("update", TRIALS), ("update", POINTS)]
-    assert proto.fetch_metrics(t, last=2) == {"loss": [(10_000, 0.5), (10_001, 0.25)]}
-    assert sent.take() == [("distinct", POINTS), ("find", POINTS)]
+    proto.log_trial_metrics(t, step=10_002, acc=0.5)  # a new name: registered first
+    assert sent.take() == [("update", TRIALS), ("update", POINTS), ("update", POINTS)]
+    assert proto.fetch_metrics(t, last=2) == {"loss": [(10_000, 0.5), (10_001, 0.25)], "acc": [(10_002, 0.5)]}
+    # the registry, the newest of 11 buckets (powers of two, narrowing, nothing beyond), one window
+    assert sent.take() == [("find", POINTS)] * 6
     proto.close()
 
 
@@ -171,6 +179,38 @@ def test_concurrent_writers_keep_their_own_order(secantus_uri: str) -> None:
         buckets = _buckets(s, "t")
         assert [b["b"] for b in buckets] == list(range(len(buckets)))
         assert all(b["n"] == len(b["p"]) <= BUCKET_POINTS for b in buckets)
+
+
+@pytest.mark.parametrize(
+    "present",
+    [set(), {0}, {0, 1}, set(range(3)), set(range(65)), set(range(1000)), set(range(4097)), {*range(10), 500}, {3, 4}],
+    ids=["none", "1", "2", "3", "65", "1000", "4097", "gap", "no-0"],
+)
+def test_the_newest_bucket_is_found_by_index_lookups(present: set[int]) -> None:
+    calls = []
+
+    def find(filt: dict[str, Any], projection: dict[str, Any]) -> list[dict[str, Any]]:
+        calls.append(filt)
+        if "uid" in filt:
+            asked = [int(u.rsplit(":", 1)[1]) for u in filt["uid"]["$in"]]
+            return [{"b": b, "n": 7, "s": 70} for b in asked if b in present]
+        return [{"b": b, "n": 7, "s": 70} for b in present if b > filt["b"]["$gt"]]
+
+    assert newest(find, "t", 0) == ((max(present), 7, 70) if present else NO_BUCKET)
+    assert len(calls) <= 6 or present in ({*range(10), 500}, {3, 4})
+
+
+def test_a_writer_with_a_stale_picture_after_delete_points(uri: str) -> None:
+    with open_store(uri) as a, open_store(uri) as b, open_store(uri) as c:
+        a.insert(TRIALS, {"uid": "t"})
+        b.append_points(TRIALS, "t", [("x", s, 1.0) for s in range(1500)])
+        a.delete_points(TRIALS, ["t"])
+        b.append_points(TRIALS, "t", [("x", 2000, 2.0)])  # b still believes in bucket 1 and the registry
+        a.append_points(TRIALS, "t", [("y", 2001, 3.0)])
+        want = {"t": {"x": [(2000, 2.0)], "y": [(2001, 3.0)]}}
+        assert c.fetch_points(TRIALS, ["t"], last=5) == want  # the registry lacks "x": read it all
+        assert c.fetch_points(TRIALS, ["t"], last=5, attempts={"t": 0}) == want
+        assert c.fetch_points(TRIALS, ["t"]) == want
 
 
 # -- reads and deletes, against the memory store -----------------------------------------------------
@@ -331,5 +371,5 @@ def test_a_million_points_in_one_trial(secantus_uri: str) -> None:
         assert proto.fetch_metrics(t, last=5) == {"loss": [(s, 1.0 / (s + 1)) for s in range(999_995, 1_000_000)]}
         (stored,) = proto.fetch_trials({"uid": t.uid}, metrics=False)
         assert stored.metric_summary["loss"]["count"] == 1_000_000
-        assert proto.store.count(POINTS, {"trial": t.uid}) == 1_000_000 // BUCKET_POINTS
+        assert proto.store.count(POINTS, {"trial": t.uid, "b": {"$gte": 0}}) == 1_000_000 // BUCKET_POINTS
         assert time.perf_counter() - start < 60, f"logging took {logged:.1f} s"

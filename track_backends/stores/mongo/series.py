@@ -1,34 +1,39 @@
 """Metric points on MongoDB: bounded bucket documents, written in at most three round trips per batch.
 
 The points of a document of ``collection`` live in ``<collection>_points`` (MongoDB's bucket
-pattern) as buckets::
+pattern), per attempt, as buckets numbered 0, 1, 2, ...::
 
     {"uid": "<uid>:<attempt>:<b>", "trial": "<uid>", "attempt": 0, "b": 7, "n": 812, "s": 26020,
      "names": ["acc", "loss"], "lo": 5600, "hi": 6411, "p": [[name, step, value], ...]}
 
-``n`` counts the bucket's points and ``s`` bounds their BSON size from above: a bucket holds at most
-:data:`BUCKET_POINTS` points and :data:`BUCKET_BYTES` bytes (a single larger point fills one
-alone), so it stays far below MongoDB's 16 MB document limit however long the series grows.
-``names`` lists the bucket's metrics and ``lo``/``hi`` bound its numeric steps, so a read of some
-metrics, of a step range, or of the last points skips the buckets that cannot hold any. The
-index ``(trial, attempt, b)`` serves every read and the newest-bucket lookup.
+``n`` counts the bucket's points and ``s`` bounds their BSON size from above: a bucket holds at
+most :data:`~.bucketing.BUCKET_POINTS` points and :data:`~.bucketing.BUCKET_BYTES` bytes (a
+single larger point fills one alone), so it stays far below MongoDB's 16 MB document limit
+however long the series grows. ``names`` lists the bucket's metrics and ``lo``/``hi`` bound its
+numeric steps, so a read of some metrics or of a step range skips the buckets that cannot hold
+any. Bucket ``-1`` of a series holds no point: it is the registry of every metric name the series
+has (see :mod:`.tail`, which reads the last points newest bucket first). The index
+``(trial, attempt, b)`` serves the reads; the unique ``uid`` the lookups of given buckets.
 
-An append remembers each series' newest bucket ``(b, n, s)`` in the store and writes:
+An append remembers each series' newest bucket ``(b, n, s)`` and its registered names in the
+store (a miss costs about four index lookups, :func:`.tail.newest`) and writes:
 
 1. the summary ``update`` of the document, when given; if it matches nothing (the document is
    gone, or a fenced-out writer's lease token no longer matches), no point is written;
-2. one ``update_one`` that fills the newest bucket, guarded by ``n`` and ``s``; it upserts, so a
+2. names new to this store go to the registry (an upsert with ``$addToSet``);
+3. one ``update_one`` that fills the newest bucket, guarded by ``n`` and ``s``; it upserts, so a
    bucket that another writer filled meanwhile fails on the unique ``uid`` instead of silently
    matching nothing;
-3. one ordered ``insert_many`` of the new buckets the rest of the batch needs.
+4. one ordered ``insert_many`` of the new buckets the rest of the batch needs.
 
-A duplicate key in 2 or 3 means another writer moved the newest bucket: what got in stays, the
-newest bucket is read again and the rest follows, so each writer's points keep their order.
+A duplicate key in 3 or 4 means another writer moved the newest bucket: what got in stays, the
+newest bucket is looked up again and the rest follows, so each writer's points keep their order.
+A batch of 10,000 points costs three round trips; one point, two.
 
 Not atomic (MongoDB has no multi-document atomicity outside transactions): a crash after step 1
-leaves a summary that counts points which are not stored, and a crash during step 3 keeps the
+leaves a summary that counts points which are not stored, and a crash during step 4 keeps the
 buckets written before it. ``mongomock://`` stores hold the process-wide mongomock lock over the
-three steps, which makes an append atomic there.
+steps, which makes an append atomic there.
 """
 
 from __future__ import annotations
@@ -41,34 +46,30 @@ from ...store import Query, check_collection
 from ..buckets import points_collection
 from ..points import check_range, select
 from .bucketing import (
-    BUCKET_BYTES,
-    BUCKET_POINTS,
-    NO_BUCKET,
     Head,
     Plan,
     bucket_filter,
     check_names,
     check_uids,
-    in_range,
     keep_attempts,
     plan,
     point_sizes,
     valid_points,
 )
 from .errors import DUPLICATE_CODES, error_code
+from .tail import Find, last_points, newest, registry_update
 
 _UIDS_PER_QUERY = 10_000
 _MAX_TRIES = 64
 _MAX_HEADS = 4096
-_BACK_BATCH = 8
 _READ = {"_id": 0, "trial": 1, "attempt": 1, "b": 1, "p": 1}
-_READ_BACK = {"_id": 0, "attempt": 1, "names": 1, "p": 1}
 
 
 class SeriesMixin:
     """The points primitives of :class:`~.store.MongoStore` (see the module docstring)."""
 
     _heads: dict[tuple[str, str, int], Head]
+    _known: dict[tuple[str, str, int], set[str]]  # names this store put in each series' registry
     _lock: Any
     _errors: tuple[type[BaseException], ...]
     _driver: Any
@@ -120,29 +121,53 @@ class SeriesMixin:
 
     def _append(self, name: str, collection: str, uid: str, attempt: int, pts: list[list[Any]]) -> None:
         c = self._writable(name)
-        sizes = point_sizes(pts)
         key = (collection, uid, attempt)
+        known = self._known.get(key, ())
+        new = [n for n in dict.fromkeys([p[0] for p in pts]) if n not in known]
+        if new:  # names go to the registry before any of their points
+            self._register(c, uid, attempt, new)
+            self._known.setdefault(key, set()).update(new)
+        sizes = point_sizes(pts)
         for _ in range(_MAX_TRIES):
             head = self._heads.get(key)
             if head is None:
-                head = self._newest(c, uid, attempt)
+                head = newest(self._finder(c, f"reading the newest bucket of {uid!r}"), uid, attempt)
             written, head = self._write_plan(c, plan(uid, attempt, pts, sizes, head), head)
             if head is not None:
                 if len(self._heads) >= _MAX_HEADS:
                     self._heads.clear()
+                    self._known.clear()
                 self._heads[key] = head
                 return
             self._heads.pop(key, None)  # another writer moved the newest bucket: look again
             pts, sizes = pts[written:], sizes[written:]
         raise StoreError(f"appending points to {uid!r} in {name!r}: other writers kept moving its newest bucket")
 
-    def _newest(self, c: Any, uid: str, attempt: int) -> Head:
+    def _finder(self, c: Any, what: str) -> Find:
+        """A query function on collection ``c`` for :mod:`.tail` (driver errors wrapped)."""
+
+        def find(filt: dict[str, Any], projection: dict[str, Any]) -> list[dict[str, Any]]:
+            try:
+                with self._lock:
+                    return list(c.find(filt, projection))
+            except self._errors as e:
+                raise self._wrap(e, what, QueryError) from e
+
+        return find
+
+    def _register(self, c: Any, uid: str, attempt: int, names: list[str]) -> None:
+        """Add metric names to the registry of a series (see :mod:`.tail`)."""
+        filt, update = registry_update(uid, attempt, names)
         try:
             with self._lock:
-                d = c.find_one({"trial": uid, "attempt": attempt}, {"_id": 0, "b": 1, "n": 1, "s": 1}, sort=[("b", -1)])
+                try:
+                    c.update_one(filt, update, upsert=True)
+                except self._errors as e:
+                    if not self._duplicate(e):
+                        raise
+                    c.update_one(filt, update)  # another writer created it a moment ago
         except self._errors as e:
-            raise self._wrap(e, f"reading the newest bucket of {uid!r}", QueryError) from e
-        return NO_BUCKET if d is None else (d["b"], d.get("n", BUCKET_POINTS), d.get("s", BUCKET_BYTES))
+            raise self._wrap(e, f"registering the metric names of {uid!r}", EncodingError) from e
 
     def _duplicate(self, e: BaseException) -> bool:
         return error_code(e) in DUPLICATE_CODES or isinstance(e, self._driver.duplicate)
@@ -204,7 +229,7 @@ class SeriesMixin:
         c = self._collection(check_collection(points_collection(collection)))
         filt = bucket_filter(order, wanted, start, stop, keep)
         if last is not None and len(order) == 1:
-            got = self._read_back(c, filt, order[0], wanted, (start, stop, last), keep)
+            got = self._read_back(c, order[0], wanted, (start, stop, last), keep)
             if got is not None:
                 return got
         try:
@@ -229,37 +254,20 @@ class SeriesMixin:
     def _read_back(
         self,
         c: Any,
-        filt: dict[str, Any],
         uid: str,
         wanted: list[str] | None,
         bounds: tuple[Any, Any, int],
         keep: dict[str, set[int]] | None,
     ) -> dict[str, dict[str, list[tuple[Any, Any]]]] | None:
         """The last points of one document's series, newest bucket first (``None``: read it all)."""
-        start, stop, last = bounds
-        if wanted is None:
-            try:
-                with self._lock:
-                    wanted = [n for n in c.distinct("names", filt) if type(n) is str]
-            except self._errors as e:
-                raise self._wrap(e, f"reading metric names from {c.name!r}", QueryError) from e
-            if not wanted:
-                return None
-        got: dict[str, list[tuple[Any, Any]]] = {n: [] for n in wanted}
-        attempts = None if keep is None else keep[uid]
-        try:
-            with self._lock:
-                cursor = c.find(filt, _READ_BACK, sort=[("attempt", -1), ("b", -1)], batch_size=_BACK_BATCH)
-                try:
-                    complete = _collect_back(cursor, got, max(last, 1), (start, stop), attempts)
-                finally:
-                    cursor.close()
-        except self._errors as e:
-            raise self._wrap(e, f"reading points from {c.name!r}", QueryError) from e
-        if not complete:
+        if keep is None:  # which attempts exist is not known without reading every bucket
             return None
-        out = {n: (v[::-1] if last else []) for n, v in got.items() if v}
-        return {uid: out} if out else {}
+        start, stop, last = bounds
+        find = self._finder(c, f"reading the last points of {uid!r}")
+        got = last_points(find, uid, sorted(keep[uid]), wanted, last, (start, stop))
+        if got is None:
+            return None
+        return {uid: got} if got else {}
 
     def delete_points(self, collection: str, uids: Sequence[str]) -> int:
         """Delete every point of the given documents; return how many buckets were deleted.
@@ -283,8 +291,9 @@ class SeriesMixin:
     def _delete_buckets(self, c: Any, collection: str, uids: list[str]) -> int:
         """Delete the buckets of ``uids`` (driver exceptions pass through)."""
         gone = set(uids)
-        for key in [k for k in list(self._heads) if k[0] == collection and k[1] in gone]:
+        for key in [k for k in list(self._heads) + list(self._known) if k[0] == collection and k[1] in gone]:
             self._heads.pop(key, None)
+            self._known.pop(key, None)
         n = 0
         for i in range(0, len(uids), _UIDS_PER_QUERY):
             n += c.delete_many({"trial": {"$in": uids[i : i + _UIDS_PER_QUERY]}}).deleted_count
@@ -309,38 +318,3 @@ class SeriesMixin:
         if buckets is not None and self._driver.name != "mongomock":  # mongomock: under one lock
             self._delete_buckets(buckets, collection, uids)
         return n
-
-
-def _collect_back(
-    cursor: Any,
-    got: dict[str, list[tuple[Any, Any]]],
-    need: int,
-    bounds: tuple[Any, Any],
-    keep: set[int] | None,
-) -> bool:
-    """Collect, newest first, up to ``need`` in-range points per name into ``got``.
-
-    Returns:
-        ``False`` when a bucket without ``names`` turns up (written by another implementation:
-        the caller reads everything instead), else ``True``.
-    """
-    start, stop = bounds
-    ranged = start is not None or stop is not None
-    pending = set(got)
-    for d in cursor:
-        if keep is not None and d["attempt"] not in keep:
-            continue
-        names = d.get("names")
-        if not isinstance(names, list):
-            return False
-        if pending.isdisjoint(names):
-            continue
-        for name, step, value in reversed(d["p"]):
-            if name in pending and (not ranged or in_range(step, start, stop)):
-                into = got[name]
-                into.append((step, value))
-                if len(into) >= need:
-                    pending.discard(name)
-                    if not pending:
-                        return True
-    return True

@@ -100,6 +100,7 @@ class MongoStore(SeriesMixin, LayoutMixin, Store):
         self._projections: ParseCache[tuple[dict[str, Any], bool]] = ParseCache(server_projection)
         self._clock = ServerClock(self._server_time)
         self._heads: dict[tuple[str, str, int], tuple[int, int, int]] = {}  # newest bucket of each series
+        self._known: dict[tuple[str, str, int], set[str]] = {}  # names in each series' registry
         self._layout_state: str | None = None
         self._layout_recorded = False
         # one lock on mongomock (its calls hold d.lock, which may be held around this one)

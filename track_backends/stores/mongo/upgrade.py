@@ -29,6 +29,7 @@ from ...store import TRIALS
 from ..buckets import points_collection
 from ..points import check_points
 from .bucketing import NO_BUCKET, plan, point_sizes
+from .tail import registry_doc
 
 META = "tb_meta"
 """The collection that records the database's layout."""
@@ -153,8 +154,9 @@ class LayoutMixin:
             raise CorruptStoreError(f"trial {uid!r} of layout 1 holds metrics that cannot be stored: {e}") from e
         if pts:
             attempt = attempt_of(doc)
+            names = list(dict.fromkeys(p[0] for p in pts))
             buckets = plan(uid, attempt, pts, point_sizes(pts), NO_BUCKET).docs
-            self._insert_once(self._writable(points_collection(TRIALS)), buckets)
+            self._insert_once(self._writable(points_collection(TRIALS)), [registry_doc(uid, attempt, names), *buckets])
         try:
             with self._lock:
                 trials.update_one({"uid": uid, **LEGACY}, plan_update.doc)
