@@ -23,8 +23,9 @@ from track_backends.protocol import DocumentProtocol
 from track_backends.registry import get_protocol, open_store
 from track_backends.store import TRIALS, Store
 from track_backends.stores.mongo import MongoStore
-from track_backends.stores.mongo.bucketing import BUCKET_BYTES, BUCKET_POINTS, NO_BUCKET
+from track_backends.stores.mongo.bucketing import BUCKET_BYTES, BUCKET_POINTS, NO_BUCKET, point_sizes, prepare
 from track_backends.stores.mongo.tail import newest
+from track_backends.stores.points import check_points
 
 POINTS = f"{TRIALS}_points"
 
@@ -179,6 +180,31 @@ def test_concurrent_writers_keep_their_own_order(secantus_uri: str) -> None:
         buckets = _buckets(s, "t")
         assert [b["b"] for b in buckets] == list(range(len(buckets)))
         assert all(b["n"] == len(b["p"]) <= BUCKET_POINTS for b in buckets)
+
+
+PREPARE_CASES: list[list[Any]] = [
+    [("a", 1, 1.0), ("b", -0.0, -0.0), ("a", None, True), ("c", 2**63 - 1, -(2**63))],
+    [("a", 1, math.nan), ("a", math.inf, -math.inf), ["b", 2, 3]],
+    [("a", 1, "s"), ("a", 2, {"k": [1, 2]})],
+    [("a", 2**63, 1)],
+    [("a", 1, 1.0), ("bad.name", 1, 1)],
+    [(1, 1, 1)],
+    [("a", 1, 1.0), ("a", 1)],
+    ["abc"],
+    [("a", 1, object())],
+]
+
+
+@pytest.mark.parametrize("points", PREPARE_CASES)
+def test_prepare_validates_as_every_store_does(points: list[Any]) -> None:
+    try:
+        want: Any = check_points(points)
+    except Exception as e:  # noqa: BLE001 - the same class must come out of prepare
+        with pytest.raises(type(e)):
+            prepare(points)
+        return
+    pts, sizes, names = prepare(points)
+    assert repr(pts) == repr(want) and sizes == point_sizes(want) and names == list(dict.fromkeys(p[0] for p in want))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from ...encoding import INT64_MAX, INT64_MIN, check_key, encode
+from ...encoding import INT64_MAX, INT64_MIN, check_key
 from ...errors import QueryError
 from ..points import check_points
 
@@ -48,33 +48,54 @@ def _size(value: Any) -> int:
     return 8
 
 
-def valid_points(points: Sequence[Any]) -> list[list[Any]]:
-    """:func:`~track_backends.stores.points.check_points`, faster for plain names, steps and values.
+def prepare(points: Sequence[Any]) -> tuple[list[list[Any]], list[int], list[str]]:
+    """Validate points as every store does, and size them for buckets.
+
+    Returns:
+        The points as ``[name, step, value]`` lists (as
+        :func:`~track_backends.stores.points.check_points` makes them), an upper bound of each
+        one's BSON size (:func:`point_sizes`), and the distinct names in order.
 
     Raises:
         QueryError: A point is not a ``(name, step, value)`` triple.
         EncodingError: A name, step or value cannot be stored.
     """
-    out = []
-    names: set[str] = set()
-    for p in points:
-        if not isinstance(p, (tuple, list)) or len(p) != 3 or type(p[0]) is not str:
-            return check_points(points)  # raises the error every store raises
-        name, step, value = p
-        if name not in names:
-            check_key(name, "metric_summary")
-            names.add(name)
-        out.append([name, _plain(step, name), _plain(value, name)])
-    return out
+    fast = _prepare_plain(points)
+    if fast is not None:
+        return fast
+    pts = check_points(points)
+    return pts, point_sizes(pts), list(dict.fromkeys([p[0] for p in pts]))
 
 
-def _plain(value: Any, name: str) -> Any:
+def _plain(value: Any) -> tuple[bool, Any]:
     t = type(value)
     if t is float:
-        return value if value else 0.0  # as encode(): -0.0 is stored as 0.0
-    if (t is int and INT64_MIN <= value <= INT64_MAX) or value is None or t is bool:
-        return value
-    return encode(value, name)
+        return True, value if value else 0.0  # as encode(): -0.0 is stored as 0.0
+    if t is int:
+        return INT64_MIN <= value <= INT64_MAX, value
+    return value is None or t is bool, value
+
+
+def _prepare_plain(points: Sequence[Any]) -> tuple[list[list[Any]], list[int], list[str]] | None:
+    """:func:`prepare` in one pass for points of numbers, booleans and nulls; ``None`` for others."""
+    out: list[list[Any]] = []
+    sizes: list[int] = []
+    names: dict[str, int] = {}
+    for p in points:
+        if (type(p) is not tuple and type(p) is not list) or len(p) != 3 or type(p[0]) is not str:
+            return None
+        name = p[0]
+        n = names.get(name)
+        if n is None:
+            check_key(name, "metric_summary")
+            n = names[name] = 32 + _size(name)
+        ok_step, step = _plain(p[1])
+        ok_value, value = _plain(p[2])
+        if not (ok_step and ok_value):
+            return None
+        out.append([name, step, value])
+        sizes.append(n)
+    return out, sizes, list(names)
 
 
 def point_sizes(points: Sequence[list[Any]]) -> list[int]:

@@ -53,8 +53,7 @@ from .bucketing import (
     check_uids,
     keep_attempts,
     plan,
-    point_sizes,
-    valid_points,
+    prepare,
 )
 from .errors import DUPLICATE_CODES, error_code
 from .tail import Find, last_points, newest, registry_update
@@ -110,24 +109,25 @@ class SeriesMixin:
             raise QueryError(f"a uid is a str, got {uid!r:.80}")
         if type(attempt) is not int:
             raise QueryError(f"attempt is an int, got {attempt!r:.80}")
-        pts = valid_points(points)
+        pts, sizes, names = prepare(points)
         name = check_collection(points_collection(collection))
         with self._lock:  # mongomock: the summary and the points in one step
             if update is not None and not self.update(collection, query if query is not None else {"uid": uid}, update):
                 return False
             if pts:
-                self._append(name, collection, uid, attempt, pts)
+                self._append(name, (collection, uid, attempt), pts, sizes, names)
         return True
 
-    def _append(self, name: str, collection: str, uid: str, attempt: int, pts: list[list[Any]]) -> None:
+    def _append(
+        self, name: str, key: tuple[str, str, int], pts: list[list[Any]], sizes: list[int], names: list[str]
+    ) -> None:
         c = self._writable(name)
-        key = (collection, uid, attempt)
+        _, uid, attempt = key
         known = self._known.get(key, ())
-        new = [n for n in dict.fromkeys([p[0] for p in pts]) if n not in known]
+        new = [n for n in names if n not in known]
         if new:  # names go to the registry before any of their points
             self._register(c, uid, attempt, new)
             self._known.setdefault(key, set()).update(new)
-        sizes = point_sizes(pts)
         for _ in range(_MAX_TRIES):
             head = self._heads.get(key)
             if head is None:
