@@ -18,7 +18,7 @@ import pymongo
 import pytest
 from pymongo import monitoring
 
-from track_backends import Trial
+from track_backends import Trial, errors
 from track_backends.protocol import DocumentProtocol
 from track_backends.registry import get_protocol, open_store
 from track_backends.store import TRIALS, Store
@@ -323,6 +323,15 @@ def test_last_beyond_the_series_is_the_whole_series(store: Store) -> None:
     for uids in (["t"], ["t", "u"]):  # newest bucket first, and the bulk read
         got = store.fetch_points(TRIALS, uids, last=1500)["t"]
         assert len(got["loss"]) == 1200 and got["acc"] == [(0, 1.0)]
+
+
+def test_a_collection_too_long_to_have_points(store: Store) -> None:
+    name = "c" * 60
+    store.insert(name, {"uid": "a"})
+    assert store.fetch_points(name, ["a"]) == {} and store.delete_points(name, ["a"]) == 0
+    with pytest.raises(errors.QueryError, match="too long"):
+        store.append_points(name, "a", [("x", 1, 1.0)])
+    assert store.delete(name, {}) == 1
 
 
 def test_delete_takes_the_points_with_the_documents(store: Store) -> None:

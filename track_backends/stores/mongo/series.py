@@ -59,6 +59,7 @@ from .errors import DUPLICATE_CODES, error_code
 from .tail import Find, last_points, newest, registry_update
 
 _UIDS_PER_QUERY = 10_000
+_MAX_NAME = 63  # of a collection (see store.check_collection)
 _MAX_TRIES = 64
 _MAX_HEADS = 4096
 _READ = {"_id": 0, "trial": 1, "attempt": 1, "b": 1, "p": 1}
@@ -110,7 +111,9 @@ class SeriesMixin:
         if type(attempt) is not int:
             raise QueryError(f"attempt is an int, got {attempt!r:.80}")
         pts, sizes, names = prepare(points)
-        name = check_collection(points_collection(collection))
+        name = points_collection(collection)
+        if len(name) > _MAX_NAME:
+            raise QueryError(f"collection {collection!r}: its name is too long for a collection of points beside it")
         with self._lock:  # mongomock: the summary and the points in one step
             if update is not None and not self.update(collection, query if query is not None else {"uid": uid}, update):
                 return False
@@ -226,7 +229,9 @@ class SeriesMixin:
         keep = keep_attempts(order, attempts)
         if not order:
             return {}
-        c = self._collection(check_collection(points_collection(collection)))
+        if len(points_collection(collection)) > _MAX_NAME:  # no points can be stored for it
+            return {}
+        c = self._collection(points_collection(collection))
         filt = bucket_filter(order, wanted, start, stop, keep)
         if last is not None and len(order) == 1:
             got = self._read_back(c, order[0], wanted, (start, stop, last), keep)
@@ -281,7 +286,9 @@ class SeriesMixin:
         order = check_uids(uids)
         if not order:
             return 0
-        c = self._collection(check_collection(points_collection(collection)))
+        if len(points_collection(collection)) > _MAX_NAME:  # no points can be stored for it
+            return 0
+        c = self._collection(points_collection(collection))
         try:
             with self._lock:
                 return self._delete_buckets(c, collection, order)
@@ -306,9 +313,7 @@ class SeriesMixin:
         never points without their document. Driver exceptions pass through.
         """
         name = points_collection(collection)
-        try:
-            check_collection(name)
-        except QueryError:  # a name too long to have points
+        if len(name) > _MAX_NAME:  # a name too long to have points
             return c.delete_many(filt).deleted_count
         uids = [d["uid"] for d in c.find(filt, {"_id": 0, "uid": 1}) if type(d.get("uid")) is str]
         buckets = self._collection(name) if uids else None
