@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from test_query_differential import MANUAL, MONGOMOCK_DEVIATIONS
 
-from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
 
 _MOCK = {d.name: d for d in MONGOMOCK_DEVIATIONS}
 
@@ -79,7 +79,7 @@ class _KnownDeviations:
             request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
-class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract, LeaseContract):
+class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract, LeaseContract, PointsContract):
     """In process: the claim contract across processes does not apply (threads are covered)."""
 
     def xfails(self, request: pytest.FixtureRequest) -> dict[str, str]:
@@ -90,7 +90,7 @@ class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract, LeaseCont
         return mock_uri
 
 
-class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContract, LeaseContract):
+class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
     """The wire server of ``mongo_wire_uri``: SecantusDB, or ``$TRACK_BACKENDS_MONGO_URI``."""
 
     multiprocess = True
@@ -109,7 +109,7 @@ class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContr
         return secantus_uri
 
 
-class TestMongoContainer(StoreContract, ProtocolContract, ClaimContract, LeaseContract):
+class TestMongoContainer(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
     """A MongoDB in Docker (testcontainers): skipped, with the reason, where no Docker engine answers."""
 
     multiprocess = True

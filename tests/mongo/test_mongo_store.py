@@ -286,7 +286,10 @@ def test_types_survive_the_round_trip(secantus_uri: str) -> None:
 def test_indexes_are_created_once_per_collection(watched: tuple[MongoStore, Commands]) -> None:
     store, sent = watched
     store.insert("trials", {"uid": "t1", "group_id": "g", "status": {"name": "Created", "value": 0}})
-    assert sent.take() == [("createIndexes", "trials"), ("insert", "trials")]
+    # once per store: the layout record is read (none in a new database, so trials of layout 1 are
+    # looked for), the indexes made, and the first write to trials records the layout
+    layout = [("find", "tb_meta"), ("find", "trials")]
+    assert sent.take() == [*layout, ("createIndexes", "trials"), ("update", "tb_meta"), ("insert", "trials")]
     store.insert("trials", {"uid": "t2", "group_id": "g", "status": {"name": "Created", "value": 0}})
     store.insert_many("trials", [{"uid": "t3"}, {"uid": "t4"}])
     assert sent.take() == [("insert", "trials"), ("insert", "trials")]
@@ -316,6 +319,10 @@ def test_a_second_store_reuses_the_indexes(watched: tuple[MongoStore, Commands],
         with pytest.raises(errors.DuplicateKeyError):
             other.insert("trials", {"uid": "a"})
     assert store.count("trials") == 2
+    sent.take()
+    again = MongoStore(store.client, store.database_name, owns_client=False)
+    assert again.count("trials") == 2
+    assert sent.take() == [("find", "tb_meta"), ("aggregate", "trials")]  # the layout is recorded: one read
 
 
 def test_bad_queries_never_reach_the_server(watched: tuple[MongoStore, Commands]) -> None:

@@ -23,9 +23,19 @@ What the store adds to the driver:
   :class:`~track_backends.errors.StoreError`, with the driver's exception as the cause and the
   password masked in every message (:mod:`.errors`).
 
+* **Metric points** beside the documents, in bounded bucket documents of ``<collection>_points``
+  (at most 1,000 points and about 4 MB each, so MongoDB's 16 MB limit is never reached), written
+  with at most three round trips per batch and read by name, step range or last points
+  (:mod:`.series`, :mod:`.bucketing`). Deleting documents deletes their points.
+* **Layout upgrade.** A database written by the release that kept points inside trials
+  (layout 1) is converted once, idempotently, when a store first touches ``trials``; the layout
+  is recorded in ``tb_meta`` (:mod:`.upgrade`).
+
 Modules: :mod:`.drivers` (pymongo and mongomock adapters), :mod:`.errors`, :mod:`.translate`
-(queries, updates, projections), :mod:`.uri` (URIs, client options, database names),
-:mod:`.indexes`, :mod:`.store` (:class:`MongoStore`), :mod:`.factories` (the registry's factories).
+(queries, updates, projections), :mod:`.emulate` (``$min``/``$max`` on mongomock), :mod:`.uri`
+(URIs, client options, database names), :mod:`.indexes`, :mod:`.series` and :mod:`.bucketing`
+(metric points), :mod:`.upgrade` (document layouts), :mod:`.store` (:class:`MongoStore`),
+:mod:`.factories` (the registry's factories).
 """
 
 from .factories import from_uri, mongomock_from_uri

@@ -59,6 +59,8 @@ class Driver:
             updates that MongoDB refuses).
         fam_projection: ``find_one_and_update`` may be given a projection (mongomock returns the
             document before the update when a projection drops ``_id``).
+        emulate_min_max: Apply updates with ``$min``/``$max`` client-side (mongomock compares
+            with Python's ``min``/``max``, not in BSON order, and fails half-way on mixed types).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Driver:
     lock: Any
     check_single_updates: bool
     fam_projection: bool
+    emulate_min_max: bool = False
 
 
 _drivers: dict[str, Driver] = {}
@@ -163,6 +166,7 @@ def mongomock_driver() -> Driver:
         lock=MOCK_LOCK,
         check_single_updates=True,
         fam_projection=False,
+        emulate_min_max=True,
     )
     _drivers["mongomock"] = d
     return d

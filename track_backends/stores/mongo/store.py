@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -13,14 +14,18 @@ from ...errors import DuplicateKeyError, EncodingError, QueryError, StoreUnavail
 from ...query import apply_update, parse_sort, parse_update, upsert_seed
 from ...query.cache import ParseCache
 from ...store import DEFAULT_INDEXES, Document, Query, Store, check_collection, check_index_keys, check_limit
+from .bucketing import BUCKET_INDEX
 from .drivers import driver_for
+from .emulate import update_documents
 from .errors import driver_text, wrap_error
 from .indexes import IndexMaker
+from .series import SeriesMixin
 from .translate import ID_RESERVED, NO_ID, QueryPlan, UpdatePlan, plan_query, plan_update, server_projection
+from .upgrade import LAYOUT_COLLECTIONS, LayoutMixin
 from .uri import DEFAULT_DATABASE, check_database_name
 
 
-class MongoStore(Store):
+class MongoStore(SeriesMixin, LayoutMixin, Store):
     """A :class:`~track_backends.store.Store` on a MongoDB database (or a mongomock one).
 
     Args:
@@ -50,9 +55,18 @@ class MongoStore(Store):
       half-way; the error then says so. A unique index broken half-way through an
       ``update_many`` likewise leaves the documents before it updated.
 
+    * ``append_points`` updates the document, then writes the points (see :mod:`.series`).
+      ``delete`` deletes the documents' points, then the documents, then points appended
+      meanwhile: a crash in between leaves documents without points, never the reverse.
+
+    Metric points live in ``<collection>_points`` as bounded bucket documents (:mod:`.series`).
+    Before a store first touches ``trials``, it checks the database's document layout and
+    converts trials of layout 1 once (:mod:`.upgrade`).
+
     ``mongomock://`` stores serialise every call on one process-wide lock (mongomock is not
     thread-safe) and check single-document updates client-side as well, since mongomock does
-    not refuse updates that MongoDB refuses; under the lock that makes them atomic.
+    not refuse updates that MongoDB refuses; under the lock that makes them atomic. Updates with
+    ``$min``/``$max`` are applied client-side there (:mod:`.emulate`).
     """
 
     scheme = "mongodb"
@@ -85,6 +99,12 @@ class MongoStore(Store):
         self._updates: ParseCache[UpdatePlan] = ParseCache(lambda u: plan_update(parse_update(u)))
         self._projections: ParseCache[tuple[dict[str, Any], bool]] = ParseCache(server_projection)
         self._clock = ServerClock(self._server_time)
+        self._heads: dict[tuple[str, str, int], tuple[int, int, int]] = {}  # newest bucket of each series
+        self._known: dict[tuple[str, str, int], set[str]] = {}  # names in each series' registry
+        self._layout_state: str | None = None
+        self._layout_recorded = False
+        # one lock on mongomock (its calls hold d.lock, which may be held around this one)
+        self._layout_lock = d.lock if d.name == "mongomock" else threading.RLock()
         self.closed = False
         if d.name == "mongomock":
             self.scheme = "mongomock"
@@ -94,6 +114,8 @@ class MongoStore(Store):
         if self.closed:
             raise StoreUnavailableError(f"the {self.scheme}: store {self._label} is closed")
         c = self.database.get_collection(check_collection(name))
+        if self._layout_state != "checked" and name in LAYOUT_COLLECTIONS:
+            self._ensure_layout()
         self._read[name] = c
         return c
 
@@ -105,7 +127,12 @@ class MongoStore(Store):
         c = self._read.get(name)
         if c is None:
             c = self._collection(name)
-        self._indexes.create_many(c, name, [(("uid",), True), *DEFAULT_INDEXES.get(name, ())])
+        specs = [(("uid",), True), *DEFAULT_INDEXES.get(name, ())]
+        if name.endswith("_points"):
+            specs.append(BUCKET_INDEX)
+        self._indexes.create_many(c, name, specs)
+        if name in LAYOUT_COLLECTIONS and self._layout_state == "checked" and not self._layout_recorded:
+            self._record_layout()
         self._write[name] = c
         return c
 
@@ -314,6 +341,10 @@ class MongoStore(Store):
         checked = plan.may_fail and (several or self._driver.check_single_updates)
         try:
             with self._lock:
+                if plan.min_max and self._driver.emulate_min_max:
+                    n = len(update_documents(c, q.filter, plan, limit=0 if many else 1))
+                    if n or not upsert:
+                        return n
                 if checked:
                     self._check_documents(c, q.filter, plan, None, 0 if many else 1)
                 if many:
@@ -357,6 +388,9 @@ class MongoStore(Store):
             c = self._writable(collection)
         try:
             with self._lock:
+                if plan.min_max and self._driver.emulate_min_max:
+                    docs = update_documents(c, filt, plan, limit=1, sort=order)
+                    return {k: v for k, v in docs[0].items() if k != "_id"} if docs else None
                 if plan.may_fail and self._driver.check_single_updates:
                     self._check_documents(c, filt, plan, order, 1)
                 if self._driver.fam_projection:
@@ -371,7 +405,10 @@ class MongoStore(Store):
             raise self._wrap(e, f"find_one_and_update in {collection!r}", EncodingError) from e
 
     def delete(self, collection: str, query: Query) -> int:
-        """Delete the documents matching ``query`` (see :meth:`Store.delete`).
+        """Delete the documents matching ``query`` and their points (see :meth:`Store.delete`).
+
+        Their points go first, then the documents, then points appended meanwhile (see the class
+        docstring).
 
         Raises:
             QueryError: The collection name or query is invalid.
@@ -384,7 +421,9 @@ class MongoStore(Store):
         filt = self._query(query).filter
         try:
             with self._lock:
-                return c.delete_many(filt).deleted_count
+                return self._delete_with_points(c, collection, filt)
+        except TrackBackendsError:
+            raise
         except self._errors as e:
             raise self._wrap(e, f"delete in {collection!r}", QueryError) from e
 

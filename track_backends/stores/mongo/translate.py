@@ -4,7 +4,11 @@ Every query, update and projection is validated by :mod:`track_backends.query` f
 malformed one raises the same :class:`~track_backends.errors.QueryError` as on every other
 backend and never reaches the server. Queries are sent as written, with values normalised to
 plain Python (NumPy scalars, tuples); updates as the normalised document of the validated
-:class:`~track_backends.query.Update`.
+:class:`~track_backends.query.Update`. ``$min`` and ``$max`` go to MongoDB as they are (it compares
+in BSON order across types, as the shared engine does); only a ``$min``/``$max`` below a scalar
+can fail, so those with a dotted path count among the updates that may fail
+(:func:`~track_backends.query.analysis.update_may_fail`) and are checked client-side first where
+that is needed.
 """
 
 from __future__ import annotations
@@ -91,12 +95,14 @@ class UpdatePlan:
         doc: The normalised MongoDB update document.
         may_fail: Applying it can fail on some documents (``$inc`` of a string, ...).
         fields: The projection of the top-level fields it touches, for client-side checks.
+        min_max: It holds ``$min`` or ``$max`` (which compare in BSON order, across types).
     """
 
     update: Update
     doc: dict[str, Any]
     may_fail: bool
     fields: dict[str, int]
+    min_max: bool = False
 
 
 def plan_update(update: Update) -> UpdatePlan:
@@ -116,4 +122,5 @@ def plan_update(update: Update) -> UpdatePlan:
             value = ""
         doc.setdefault(op, {})[path] = value
         tops[parts[0]] = 1
-    return UpdatePlan(update, doc, update_may_fail(update), {**tops, "_id": 0})
+    min_max = "$min" in doc or "$max" in doc
+    return UpdatePlan(update, doc, update_may_fail(update), {**tops, "_id": 0}, min_max)
