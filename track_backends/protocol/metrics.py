@@ -126,9 +126,7 @@ class MetricsProtocol(LeasedProtocol):
             TRIALS, trial.uid, _flat(series), attempt=attempt, query=self._target(trial), update=update
         ):
             raise self._missed(TRIALS, trial)
-        mirror(trial, update)
-        for name, points in series.items():
-            trial.metrics.setdefault(name, []).extend(points)
+        mirror(trial, update)  # the summary follows; the series is read back with fetch_metrics
 
     def fetch_and_update_trial(self, query: Query, attr: str, *args: Any, **kwargs: Any) -> Trial | None:
         """Atomically pick one matching trial and apply a Protocol update method to it.

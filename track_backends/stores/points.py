@@ -73,7 +73,7 @@ def select(
             continue
         out.setdefault(name, []).append((step, value))
     if last is not None:
-        out = {k: v[len(v) - last :] if last else [] for k, v in out.items()}
+        out = {k: v[-last:] if last else [] for k, v in out.items()}
     return out
 
 
@@ -120,10 +120,11 @@ class PointTable:
                 pairs = zip(steps, values)
                 if start is not None or stop is not None:
                     pairs = ((s, v) for s, v in pairs if _in_range(s, start, stop))  # type: ignore[assignment]
-                got = out.setdefault(name, [])
-                got.extend((s, clone(v) if type(v) in (dict, list) else v) for s, v in pairs)
+                got = [(s, clone(v) if type(v) in (dict, list) else v) for s, v in pairs]
+                if got:
+                    out.setdefault(name, []).extend(got)
         if last is not None:
-            out = {k: v[len(v) - last :] if last else [] for k, v in out.items()}
+            out = {k: v[-last:] if last else [] for k, v in out.items()}
         return out
 
     def delete(self, uids: Sequence[str]) -> None:

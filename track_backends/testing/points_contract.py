@@ -43,6 +43,8 @@ class PointsContract(_Base):
         assert protocol.fetch_metrics(t, ["acc"], start=1, stop=3) == {"acc": [(1, 0.1), (2, 0.2)]}
         assert protocol.fetch_metrics(t, ["acc"], last=2) == {"acc": [(3, 0.30000000000000004), (4, 0.4)]}
         assert protocol.fetch_metrics(t, ["nope"]) == {}
+        assert protocol.fetch_metrics(t, ["acc"], last=50) == {"acc": got["acc"]}  # more than there are
+        assert protocol.fetch_metrics(t, ["acc"], start=100) == {}  # a range with no point: no series
 
     def test_batch_logging(self, protocol: DocumentProtocol) -> None:
         (t,) = _trials(protocol, 1)

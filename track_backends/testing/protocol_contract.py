@@ -82,7 +82,7 @@ class ProtocolContract(_Base):
         chrono = stored.chronos["epoch"]
         assert chrono["count"] == 3 and chrono["min"] <= chrono["mean"] <= chrono["max"]
         assert abs(chrono["total"] - 3 * chrono["mean"]) < 1e-9 and chrono["sd"] >= 0
-        for field in ("metrics", "metric_summary", "parameters", "tags", "status", "chronos"):
+        for field in ("metric_summary", "parameters", "tags", "status", "chronos"):
             assert getattr(trial, field) == getattr(stored, field), field  # the caller's object follows
 
     def test_finish_with_exception(self, protocol: DocumentProtocol, trial: Trial) -> None:
