@@ -44,3 +44,12 @@ def test_values_come_back_exactly(wire: Any, memory: MemoryStore) -> None:
         assert got is not None and same_values(got, d)
         server = wire.find_one({"_id": d["uid"]})
         assert same_values({k: v for k, v in server.items() if k != "_id"}, d)
+
+
+def test_nan_in_a_list_matches_any_nan_object() -> None:
+    """A NaN from JSON or pickle is another object than the query's: ``$in`` must still find it."""
+    s = MemoryStore()
+    s.insert("c", {"uid": "a", "x": float("nan")})
+    s.insert("c", {"uid": "b", "x": 1})
+    assert [d["uid"] for d in s.find("c", {"x": {"$in": [float("nan")]}})] == ["a"]
+    assert [d["uid"] for d in s.find("c", {"x": {"$nin": [float("nan"), 2]}})] == ["b"]

@@ -77,7 +77,8 @@ def _values_test(node: Node) -> Callable[[list[Any]], bool]:
         return _order(node.op, node.value)
     if isinstance(node, In):
         kinds = {type(v) for v in node.values}
-        if node.values and (kinds == {str} or kinds <= {int, float}):  # the fast, common case: a set lookup
+        has_nan = any(is_nan(v) for v in node.values)  # NaN is never found in a set by equality
+        if node.values and not has_nan and (kinds == {str} or kinds <= {int, float}):  # a set lookup
             allowed = frozenset(node.values)
             ok = (str,) if kinds == {str} else (int, float)
 

@@ -35,6 +35,9 @@ def parse_projection(projection: Any) -> Projection | None:
     if projection is None:
         return None
     if isinstance(projection, (list, tuple)):
+        bad = [p for p in projection if type(p) is not str]
+        if bad:
+            raise QueryError(f"a projection list holds paths (strings), got {bad[0]!r:.80}")
         projection = {p: 1 for p in projection}
     if not isinstance(projection, dict):
         raise QueryError(f"a projection is a dict or a list of paths, got {projection!r:.80}")
