@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import TrackBackendsError
 from ..uri import mask_password
-from . import bench, ls, migrate, replay, requeue, show
+from . import bench, ls, migrate, replay, requeue, serve, show, token
 from .common import FORMATTER, PROG, URI_HELP, Handler
 
-_SUBCOMMANDS = (bench, ls, show, migrate, replay, requeue)
+_SUBCOMMANDS = (bench, ls, show, migrate, replay, requeue, serve, token)
 
 COMMANDS: dict[str, Handler] = {m.NAME: m.run for m in _SUBCOMMANDS}
 """Subcommand name -> handler; each handler gets the parsed arguments and returns an exit code."""
