@@ -26,6 +26,7 @@ from .errors import error_from
 from .wire import dumps, loads, to_wire
 
 _READS = frozenset({"find", "count", "fetch_points", "now", "health"})
+_NONE: Any = object()  # the collection of the calls that name none (now, commit)
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -120,10 +121,10 @@ class HttpStore(Store):
             )
         self._checked = True
 
-    def _call(self, name: str, collection: str | None, body: dict[str, Any] | None, method: str = "POST") -> Any:
+    def _call(self, name: str, collection: Any, body: dict[str, Any] | None, method: str = "POST") -> Any:
         if not self._checked:
             self._check_server()
-        path = f"/v1/{check_collection(collection)}/{name}" if collection is not None else f"/v1/{name}"
+        path = f"/v1/{check_collection(collection)}/{name}" if collection is not _NONE else f"/v1/{name}"
         resp = self._send(name, method, path, dumps(body) if body is not None else None)
         if resp.status_code == 200:
             try:
@@ -144,7 +145,7 @@ class HttpStore(Store):
         return StoreError(f"{self.label}: HTTP {resp.status_code} on {name} (not a track-backends server?)")
 
     def _server_time(self) -> float:
-        return float(self._call("now", None, None, method="GET")["now"])
+        return float(self._call("now", _NONE, None, method="GET")["now"])
 
     # -- the Store primitives -----------------------------------------------------------------
     def insert(self, collection: str, doc: Document) -> None:
@@ -320,7 +321,7 @@ class HttpStore(Store):
         Raises:
             StoreUnavailableError: The server cannot be reached.
         """
-        self._call("commit", None, {})
+        self._call("commit", _NONE, {})
 
     def close(self) -> None:
         """Close the connections (the server and its store stay up). Closing twice is harmless."""

@@ -17,13 +17,14 @@ import json
 import math
 from typing import Any
 
-from ...encoding import SPECIAL_KEY, special, unmark_special
+from ...encoding import MAX_DEPTH, SPECIAL_KEY, special, unmark_special
 from ...errors import EncodingError, QueryError, TrackBackendsError
 
 _SPECIAL_TEXTS = frozenset({"NaN", "Infinity", "-Infinity"})
-MAX_WIRE_DEPTH = 500
-"""Nesting a value may have to be sent; the decoder refuses what its recursion limit cannot hold.
-Stores refuse more than 100 levels themselves, with a precise error."""
+MAX_WIRE_DEPTH = MAX_DEPTH + 10
+"""Levels of nesting a client sends: every store refuses values and queries deeper than
+:data:`~track_backends.encoding.MAX_DEPTH` anyway (the margin covers the update and body
+wrappers), so deeper ones are refused before they are sent, with the same error class."""
 
 
 def to_wire(value: Any, error: type[TrackBackendsError] = EncodingError) -> Any:
@@ -33,13 +34,14 @@ def to_wire(value: Any, error: type[TrackBackendsError] = EncodingError) -> Any:
         value: A document, query, update or any argument of a Store call.
         error: The class raised for a value JSON cannot carry (:class:`QueryError` for queries,
             :class:`EncodingError` for documents and updates, as the stores raise).
+            Nesting deeper than :data:`MAX_WIRE_DEPTH` raises it too.
 
     Returns:
         A value that :func:`json.dumps` encodes with ``allow_nan=False``.
 
     Raises:
         EncodingError: (or ``error``) A value cannot be sent: bytes, sets, objects, a dict key
-            that is not a string, or nesting deeper than :data:`MAX_WIRE_DEPTH`.
+            that is not a string, or nesting too deep.
     """
     return _walk(value, error, 0)
 
@@ -51,7 +53,7 @@ def _walk(value: Any, error: type[TrackBackendsError], depth: int) -> Any:
     if t is float:
         return value if math.isfinite(value) else special(value)
     if depth > MAX_WIRE_DEPTH:
-        raise error(f"value nests deeper than {MAX_WIRE_DEPTH} levels")
+        raise error(f"value nests deeper than {MAX_DEPTH} levels of documents and arrays")
     depth += 1
     if t is dict:
         out = {}
