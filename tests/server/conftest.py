@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -66,7 +67,7 @@ class Served:
 
     def client(self, token: str | None = None) -> Any:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.base, headers=headers, verify=self.ca or True, timeout=30)
+        return httpx.Client(base_url=self.base, headers=headers, verify=_verify(self.ca), timeout=30)
 
     def log(self) -> str:
         return self.process.log_tail(10_000_000)
@@ -80,9 +81,13 @@ class Served:
         return self.process.proc.wait(timeout=timeout)
 
 
+def _verify(ca: str | None) -> Any:
+    return ssl.create_default_context(cafile=ca) if ca else True
+
+
 def _probe(base: str, ca: str | None) -> Callable[[], bool]:
     def probe() -> bool:
-        r = httpx.get(f"{base}/health", verify=ca or True, timeout=2)
+        r = httpx.get(f"{base}/health", verify=_verify(ca), timeout=2)
         return r.status_code == 200 and r.json()["status"] == "ok"
 
     return probe
@@ -114,8 +119,14 @@ def start_serve(
     if tls:
         argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
     base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    proc = start_server("track-backends-serve", argv, _probe(base, tls[2] if tls else None),
-                        timeout=timeout, env=child_env(env), poll_interval=0.05)
+    proc = start_server(
+        "track-backends-serve",
+        argv,
+        _probe(base, tls[2] if tls else None),
+        timeout=timeout,
+        env=child_env(env),
+        poll_interval=0.05,
+    )
     return Served(proc, port, argv, tls=bool(tls), ca=tls[2] if tls else None)
 
 

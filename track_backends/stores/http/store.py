@@ -12,6 +12,7 @@ message. The lease clock is the server's (:class:`~track_backends.clock.ServerCl
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -68,7 +69,7 @@ class HttpStore(Store):
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=headers,
-            verify=ca if ca else True,
+            verify=ssl.create_default_context(cafile=ca) if ca else True,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16, keepalive_expiry=30.0),
             trust_env=False,
