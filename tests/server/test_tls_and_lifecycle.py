@@ -61,7 +61,9 @@ def test_a_down_server_is_retried_then_unavailable(pooled: Callable[..., Served]
     assert 0.6 <= time.monotonic() - started < 10  # 0.1 + 0.2 + 0.4 s of backoff, bounded
 
 
-def test_sigterm_lets_requests_in_flight_finish_then_closes_the_store(serve: Callable[..., Served], tmp_path: Any) -> None:
+def test_sigterm_lets_requests_in_flight_finish_then_closes_the_store(
+    serve: Callable[..., Served], tmp_path: Any
+) -> None:
     uri = f"pickled://{tmp_path}/s.pkl"
     served = serve(uri)
     body = json.dumps({"docs": [{"uid": f"d{i:05d}", "pad": "x" * 100} for i in range(5_000)]}).encode()
