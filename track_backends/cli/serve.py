@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
         DriverNotInstalledError: starlette or uvicorn is not installed.
     """
     try:
+        import starlette  # noqa: F401 - checked here, so that a missing one names the extra
+        import uvicorn  # noqa: F401
+
         from ..server.run import ServeConfig, serve
     except ModuleNotFoundError as e:
         raise DriverNotInstalledError(

@@ -14,17 +14,33 @@ under (behind a reverse proxy).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ...errors import InvalidURIError
+from ...errors import DriverNotInstalledError, InvalidURIError
 from ...uri import StoreURI
 from .errors import AuthenticationError, PermissionDeniedError, RequestTooLargeError
-from .store import HttpStore
+
+if TYPE_CHECKING:
+    from .store import HttpStore
 
 TOKEN_ENV = "TRACK_BACKENDS_TOKEN"
 OPTIONS = frozenset({"ca", "timeout", "connect_timeout", "retries", "backoff"})
 
 __all__ = ["AuthenticationError", "HttpStore", "PermissionDeniedError", "RequestTooLargeError", "from_uri"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import :class:`HttpStore` (and httpx) on first use, so the server can share :mod:`.wire`.
+
+    Raises:
+        AttributeError: ``name`` is not ``HttpStore``.
+    """
+    if name == "HttpStore":
+        from .store import HttpStore
+
+        return HttpStore
+    raise AttributeError(name)
 
 
 def from_uri(uri: StoreURI) -> HttpStore:
@@ -33,7 +49,15 @@ def from_uri(uri: StoreURI) -> HttpStore:
     Raises:
         InvalidURIError: No host, an unknown option, a malformed option or token, or a ``ca``
             file that does not exist.
+        DriverNotInstalledError: httpx is not installed.
     """
+    try:
+        from .store import HttpStore
+    except ModuleNotFoundError as e:
+        raise DriverNotInstalledError(
+            f"the {uri.scheme}: store needs the {e.name!r} package, which is not installed; "
+            "pip install 'track-backends[http]'"
+        ) from None
     uri.check_options(OPTIONS)
     if not uri.host:
         raise InvalidURIError(f"{uri.redacted} names no host; use e.g. http://127.0.0.1:8765")
