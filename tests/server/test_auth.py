@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Served, run_cli
+from serve_helpers import Served, run_cli
 
 from track_backends import get_protocol
 from track_backends.errors import TrackBackendsError

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Served
+from serve_helpers import Served
 
 from track_backends import get_protocol
 from track_backends.errors import EncodingError, QueryError
@@ -17,7 +17,7 @@ SEED = [{"uid": "a", "n": 1}, {"uid": "b", "n": 2}]
 
 @pytest.fixture
 def server(pooled: Callable[..., Served], tmp_path: Any) -> Served:
-    s = pooled("pickled://{n}.pkl")
+    s = pooled("pickled://{dir}/{n}.pkl")
     with s.client() as c:
         assert c.post("/v1/things/insert_many", json={"docs": SEED}).status_code == 200
     return s

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import Served, start_serve
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
+from serve_helpers import Served, start_serve
 from servers import ServerStartError
 
 from track_backends.server.openapi import openapi_document

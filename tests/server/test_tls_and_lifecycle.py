@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from chaos import check_clock_skew, check_outcome, run_chaos
-from conftest import Served, _verify
+from serve_helpers import Served, _verify
 
 from track_backends import get_protocol
 from track_backends.errors import DuplicateKeyError, StoreUnavailableError
@@ -142,7 +142,7 @@ def test_server_killed_and_restarted_loses_no_acknowledged_write(serve: Callable
 
 @pytest.mark.slow
 def test_chaos_through_the_server(pooled: Callable[..., Served], tokens: dict[str, str]) -> None:
-    served = pooled("pickled://{n}.pkl", "--tokens", tokens["file"])
+    served = pooled("pickled://{dir}/{n}.pkl", "--tokens", tokens["file"])
     uri = served.uri(tokens["write"])
     out = run_chaos(uri)
     assert out["errors"] == [], out["errors"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import child_env
+from serve_helpers import child_env
 
 from track_backends import get_protocol
 from track_backends.errors import EncodingError, InvalidURIError, QueryError, StoreError
