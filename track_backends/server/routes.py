@@ -106,11 +106,8 @@ def _delete(store: Store, coll: str, b: dict[str, Any]) -> dict[str, Any]:
 
 def _ensure_index(store: Store, coll: str, b: dict[str, Any]) -> dict[str, Any]:
     keys = b["keys"]
-    store.ensure_index(
-        coll,
-        keys if isinstance(keys, str) else [k if isinstance(k, str) else tuple(k) for k in keys],
-        unique=b.get("unique", False),
-    )
+    listed: Any = keys if isinstance(keys, str) else [k if isinstance(k, str) else tuple(k) for k in keys]
+    store.ensure_index(coll, listed, unique=b.get("unique", False))
     return {}
 
 

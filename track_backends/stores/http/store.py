@@ -83,7 +83,8 @@ class HttpStore(Store):
         """Send one request, retrying while the server cannot be reached (see the module docstring)."""
         if self.closed:
             raise StoreUnavailableError(f"the store {self.label} is closed")
-        delay, error = self._backoff, None
+        delay = self._backoff
+        error: Exception | None = None
         for attempt in range(self._retries + 1):
             if attempt:
                 time.sleep(delay)
