@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from chaos import check_clock_skew, check_outcome, run_chaos
-from serve_helpers import Served, _verify
+from serve_helpers import Served, _verify, run_cli
 
 from track_backends import get_protocol
 from track_backends.errors import DuplicateKeyError, StoreUnavailableError
@@ -153,3 +153,31 @@ def test_chaos_through_the_server(pooled: Callable[..., Served], tokens: dict[st
 
 def test_the_servers_clock_decides_leases(pooled: Callable[..., Served]) -> None:
     check_clock_skew(pooled("ephemeral:").uri())
+
+
+def test_several_worker_processes_share_a_journal(serve: Callable[..., Served], tmp_path: Any) -> None:
+    uri = f"pickled://{tmp_path}/s.pkl"
+    served = serve(uri, "--workers", "2")
+    with get_protocol(served.uri()) as p:
+        p.store.insert_many(
+            "trials", [{"uid": f"t{i:03d}", "group_id": "g", "status": {"name": "Created"}} for i in range(40)]
+        )
+    claimed: list[str] = []
+
+    def claim() -> None:
+        with get_protocol(served.uri()) as p:
+            while d := p.store.find_one_and_update(
+                "trials", {"status.name": "Created"}, {"$set": {"status.name": "Running"}}
+            ):
+                claimed.append(d["uid"])
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(claimed) == [f"t{i:03d}" for i in range(40)]
+    assert served.terminate() in (0, -15)
+    assert served.log().count('"event": "store_closed"') == 2
+    out = run_cli("serve", "ephemeral:", "--workers", "2")
+    assert out.returncode == 2 and "--workers 1" in out.stderr
