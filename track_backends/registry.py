@@ -42,6 +42,8 @@ _BUILTINS: dict[str, _Entry] = {
     "postgres": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
     "cockroach": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
     "cockroachdb": _Entry("track_backends.stores.postgres:from_uri", extra="postgres"),
+    "http": _Entry("track_backends.stores.http:from_uri", extra="http"),
+    "https": _Entry("track_backends.stores.http:from_uri", extra="http"),
 }
 
 _registry: dict[str, _Entry] = dict(_BUILTINS)

@@ -26,6 +26,7 @@ store URIs:
   postgresql://user:pass@host/db         PostgreSQL, JSONB (pip install 'track-backends[postgres]')
   cockroach://user:pass@host:26257/db    CockroachDB (pip install 'track-backends[postgres]')
   multiplex:?primary=URI&mirror=URI      a primary mirrored to other stores (inner URIs percent-encoded)
+  https://:TOKEN@host:8765?ca=ca.pem     a store served by `track-backends serve` (pip install 'track-backends[http]')
 Passwords are never printed; options go in the query string (?name=value).
 """
 
