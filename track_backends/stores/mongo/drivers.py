@@ -138,12 +138,15 @@ def mongomock_driver() -> Driver:
     d = _drivers.get("mongomock")
     if d is not None:
         return d
-    import mongomock
+    mongomock: Any = importlib.import_module("mongomock")  # untyped: its attributes are looked up at run time
 
+    index_model: Any = None
     try:  # mongomock uses pymongo's IndexModel and bson's errors when they are installed
-        from pymongo import IndexModel as index_model
+        from pymongo import IndexModel
+
+        index_model = IndexModel
     except ImportError:  # pragma: no cover - exercised only without pymongo
-        index_model = None
+        pass
     try:
         import bson.errors
 
