@@ -7,11 +7,6 @@ every path of an index to strings is answered through the b-tree plus the (usual
 overflow index, and then checked exactly. Unique indexes are expression indexes over the memory
 engine's key (:func:`unique_key`).
 
-DDL cannot take parameters, so these expressions quote validated paths with
-:class:`psycopg.sql.Literal`:
-
->>> key_text("status.name", sql.Identifier("doc")).as_string()
-'("doc" #>> \'{status,name}\'::text[])'
 """
 
 from __future__ import annotations
@@ -43,15 +38,19 @@ class Collection:
     """What this process knows of one collection's table.
 
     Attributes:
+        points: The table of its documents' metric points (see :mod:`.series`).
         generation: Grows each time the indexes are reloaded; compiled statements key on it.
         insert_sql: The rendered ``INSERT`` statement, once built.
+        cache: Other rendered statements of this table (and of its points table).
     """
 
     name: str
     table: sql.Identifier
+    points: sql.Identifier | None = None
     indexes: list[Index] = field(default_factory=list)
     generation: int = 0
     insert_sql: str | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 def key_column(path: str) -> sql.Identifier:
@@ -112,7 +111,9 @@ def unique_key(path: str, doc: sql.Composable) -> sql.Composable:
 _DOC = sql.Identifier("doc")
 
 
-def _create_ordinary(conn: psycopg.Connection, c: Collection, paths: tuple[str, ...], schema: str, table: str) -> None:
+def _create_ordinary(
+    conn: psycopg.Connection, c: Collection, paths: tuple[str, ...], schema: str, table: str, cockroach: bool
+) -> None:
     """Add the missing generated columns, the b-tree over the keys and the overflow index."""
     have = {
         r[0]
@@ -148,11 +149,18 @@ def _create_ordinary(conn: psycopg.Connection, c: Collection, paths: tuple[str, 
 
 
 def create_index(
-    conn: psycopg.Connection, c: Collection, paths: tuple[str, ...], unique: bool, *, schema: str, table: str
+    conn: psycopg.Connection,
+    c: Collection,
+    paths: tuple[str, ...],
+    unique: bool,
+    *,
+    schema: str,
+    table: str,
+    cockroach: bool = False,
 ) -> None:
     """Create an index over ``paths`` on the table of ``c`` (named ``table`` in ``schema``)."""
     if not unique:
-        _create_ordinary(conn, c, paths, schema, table)
+        _create_ordinary(conn, c, paths, schema, table, cockroach)
         return
     name = sql.Identifier(f"{table[:40]}_u{name_hash(c.name, paths, True)[:12]}")
     conn.execute(

@@ -154,9 +154,10 @@ def find_sql(
 
 
 def template_sql(c: Collection, node: Node, template: str, params: Params, dialect: Dialect) -> Built:
-    """The statement ``template`` (with ``{table}`` and ``{where}``) over the matches of ``node``."""
+    """The statement ``template`` (with ``{table}``, ``{where}`` and ``{points}``) over the matches of ``node``."""
     where = where_clause(c, node, params, dialect)
-    return sql.SQL(template).format(table=c.table, where=where.sql), {"exact": where.exact}
+    points = c.points if c.points is not None else sql.SQL("")
+    return sql.SQL(template).format(table=c.table, where=where.sql, points=points), {"exact": where.exact}
 
 
 def update_sql(

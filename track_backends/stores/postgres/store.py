@@ -2,19 +2,24 @@
 
 Concurrency: single statements run in autocommit; a claim is one
 ``UPDATE ... WHERE uid = (SELECT uid ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING doc``.
-Updates that SQL cannot express (``$inc``; everything on CockroachDB, which lacks PL/pgSQL
-recursion) lock the rows ``FOR UPDATE`` and apply the update in Python in the same
+Updates that SQL cannot express (``$inc``, ``$min``, ``$max``; everything on CockroachDB, which
+lacks PL/pgSQL recursion) lock the rows ``FOR UPDATE`` and apply the update in Python in the same
 transaction. Serialization failures (40001) and deadlocks (40P01) are retried a bounded number
 of times; CockroachDB always runs SERIALIZABLE, PostgreSQL when ``isolation=serializable``.
+
+Metric points live in a table beside each collection's (:mod:`.series`): appending them with a
+summary update is one transaction, and deleting documents deletes their points in the same
+statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from ...clock import ServerClock
 from ...encoding import encode, prepare_document
@@ -32,15 +37,21 @@ from .indexes import Collection
 from .jsonb import dumps
 from .options import Options
 from .schema import Layout
+from .series import SeriesMixin, delete_sql
 from .sort import UNORDERED_BRACKETS
 from .statements import StatementCache, Stmt, claim_sql, find_sql, shape, template_sql, update_sql
 from .updates import update_shape, update_values
 
 Row = tuple[str, Document]
 _UPSERT_ATTEMPTS = 5
+_DELETE = (
+    "WITH gone AS (DELETE FROM {table} t WHERE {where} RETURNING t.uid),"
+    " points AS (DELETE FROM {points} p WHERE p.uid IN (SELECT uid FROM gone))"
+    " SELECT count(*) FROM gone"
+)
 
 
-class PostgresStore(Store):
+class PostgresStore(SeriesMixin, Store):
     """A :class:`~track_backends.store.Store` on PostgreSQL or CockroachDB (see the package docstring)."""
 
     scheme = "postgresql"
@@ -166,8 +177,9 @@ class PostgresStore(Store):
     def _python_update(
         self, conn: psycopg.Connection, c: Collection, query: Query, node: Node, upd: Update, limit: int | None
     ) -> int:
-        """Lock the matches, apply ``upd`` in Python and write them back (one transaction)."""
-        with conn.transaction():
+        """Lock the matches, apply ``upd`` in Python and write them back (the caller's transaction, or one)."""
+        idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
+        with conn.transaction() if idle else contextlib.nullcontext():
             rows = self._fetch(conn, c, query, node, (), limit, " FOR UPDATE OF t")
             if not rows:
                 return 0
@@ -177,6 +189,21 @@ class PostgresStore(Store):
                 changes.append((u, encode(d)))
             self._write_back(conn, c, changes)
             return len(rows)
+
+    def _updater(
+        self, c: Collection, query: Query, node: Node, upd: Update, many: bool
+    ) -> Callable[[psycopg.Connection], int]:
+        """A function of a connection applying ``upd`` to the first (or every) match; it returns the count."""
+        qshape, subst = shape(node, cache_key(query))
+        st = self._stmts.get(
+            ("update", c.name, c.generation, qshape, update_shape(upd), many),
+            lambda params: update_sql(c, node, upd, many, params, self.dialect, self._layout.functions),
+        )
+        if st.exact:
+            params = {**st.params, **subst, **update_values(upd)}
+            return lambda conn: conn.execute(st.text, params).rowcount
+        limit = None if many else 1
+        return lambda conn: self._python_update(conn, c, query, node, upd, limit)
 
     def _upsert(self, c: Collection, node: Node, upd: Update) -> bool:
         new = upsert_seed(node)
@@ -326,23 +353,13 @@ class PostgresStore(Store):
                 concurrent inserts.
         """
         check_collection(collection)
-        qkey = cache_key(query)
-        node = self._nodes.get(query, qkey)
+        node = self._nodes.get(query)
         upd = self._updates.get(update)
         c = self._colls.get(collection) or self._coll(collection, True)
         assert c is not None
-        qshape, subst = shape(node, qkey)
-        st = self._stmts.get(
-            ("update", c.name, c.generation, qshape, update_shape(upd), many),
-            lambda params: update_sql(c, node, upd, many, params, self.dialect, self._layout.functions),
-        )
-        if st.exact:
-            params = {**st.params, **subst, **update_values(upd)}
+        apply = self._updater(c, query, node, upd, many)
         for _ in range(_UPSERT_ATTEMPTS):
-            if st.exact:
-                n = self._run(lambda conn: conn.execute(st.text, params).rowcount)
-            else:
-                n = self._run(lambda conn: self._python_update(conn, c, query, node, upd, None if many else 1))
+            n = self._run(apply)
             if n or not upsert:
                 return n
             if self._upsert(c, node, upd):
@@ -383,26 +400,29 @@ class PostgresStore(Store):
         return row[0] if row else None
 
     def delete(self, collection: str, query: Query) -> int:
-        """Delete matching documents (see :meth:`Store.delete`).
+        """Delete matching documents and their metric points (see :meth:`Store.delete`).
 
         Raises:
             QueryError: The collection name or query is invalid.
             StoreUnavailableError: The server cannot be reached, or the store is closed.
             StoreError: Any other failure of the server.
         """
-        found = self._template("delete", collection, query, "DELETE FROM {table} t WHERE {where}")
+        found = self._template("delete", collection, query, _DELETE)
         if found is None:
             return 0
         c, node, st = found
         if st.exact:
-            return int(self._run(lambda conn: conn.execute(st.text, st.params).rowcount))
+            return int(self._run(lambda conn: conn.execute(st.text, st.params).fetchone()[0]))
         stmt = sql.SQL("DELETE FROM {} WHERE uid = ANY(%s)").format(c.table).as_string(None)
+        points = delete_sql(c.points) if c.points is not None else None
 
         def delete(conn: psycopg.Connection) -> int:
             with conn.transaction():
                 uids = [u for u, _ in self._fetch(conn, c, query, node, (), None, " FOR UPDATE OF t")]
                 if uids:
                     conn.execute(stmt, (uids,))
+                    if points is not None:
+                        conn.execute(points, (uids,))
                 return len(uids)
 
         return int(self._run(delete))
