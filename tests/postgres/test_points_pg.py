@@ -291,6 +291,11 @@ def test_a_layout_1_schema_is_migrated(pg_server_uri: str, pg_schema: str, pg_ad
         proto.log_trial_metrics_batch(trials[1], {"loss": [(5, 0.02), (6, 0.03)]})
     version = pg_admin.execute(f'SELECT value FROM "{pg_schema}"."tb$meta" WHERE key = %s', ("schema_version",))
     assert version.fetchone()[0] == 2
+    stats = pg_admin.execute(
+        "SELECT attstattarget FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'k_d9e62284168a9864'",
+        (f'"{pg_schema}".trials',),
+    ).fetchone()
+    assert stats[0] == 0  # the status key column carries no statistics (claims stay on the index)
     with get_protocol(uri) as proto:
         t0, t1, _ = proto.fetch_trials(sort=[("parameters.i", 1)])
         assert t0.metrics["loss"][-2:] == [(4, 0.2), (5, 0.01)] and t0.metric_summary["loss"]["count"] == 6

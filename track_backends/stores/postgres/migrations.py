@@ -17,6 +17,7 @@ from ...query import apply_update
 from ...query.cache import UPDATES
 from ...store import TRIALS
 from ..points import check_points
+from .indexes import QUEUE_PATHS, forget_statistics
 from .jsonb import dumps
 from .series import insert_sql
 
@@ -32,12 +33,17 @@ def to_layout_2(layout: Layout, conn: psycopg.Connection) -> None:
 
     Each trial holding ``metrics`` gets ``metric_summary`` instead (see
     :func:`track_backends.layout.legacy_points`); its points go to the points table under the
-    attempt of its current lease.
+    attempt of its current lease. The ``status.name`` key columns lose their statistics (see
+    :data:`.indexes.QUEUE_PATHS`).
     """
     rows = conn.execute(sql.SQL("SELECT collection, paths, is_unique FROM {}").format(layout.registry)).fetchall()
     names = sorted({r[0] for r in rows})
     for name in names:
         layout.create_points(conn, name)
+    if not layout.cockroach:
+        queue = sorted({(name, p) for name, paths, unique in rows if not unique for p in paths if p in QUEUE_PATHS})
+        for name, path in queue:
+            forget_statistics(conn, layout.table(name), path, rebuild=True)
     if TRIALS in names:
         _move_trial_metrics(layout, conn)
 

@@ -9,7 +9,8 @@ forward (:mod:`.migrations`) under an advisory lock (PostgreSQL) or by SERIALIZA
 (CockroachDB).
 
 Layout versions: 1, documents only (trials held their points in ``metrics``); 2, points tables,
-trials with ``metric_summary``.
+trials with ``metric_summary``, no statistics on the ``status.name`` key column
+(:data:`.indexes.QUEUE_PATHS`).
 """
 
 from __future__ import annotations
