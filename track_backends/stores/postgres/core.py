@@ -169,11 +169,17 @@ class StoreCore(Store):
             conn.cursor().executemany(stmt, rows)
 
     def _python_update(
-        self, conn: psycopg.Connection, c: Collection, query: Query, node: Node, upd: Update, limit: int | None
+        self,
+        conn: psycopg.Connection,
+        c: Collection,
+        query: Query,
+        node: Node,
+        upd: Update,
+        limit: int | None,
+        inside: bool = False,
     ) -> int:
-        """Lock the matches, apply ``upd`` in Python and write them back (the caller's transaction, or one)."""
-        idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
-        with conn.transaction() if idle else contextlib.nullcontext():
+        """Lock the matches, apply ``upd`` in Python, write them back (``inside`` the caller's transaction)."""
+        with contextlib.nullcontext() if inside else conn.transaction():
             rows = self._fetch(conn, c, query, node, (), limit, " FOR UPDATE OF t")
             if not rows:
                 return 0
@@ -185,9 +191,13 @@ class StoreCore(Store):
             return len(rows)
 
     def _updater(
-        self, c: Collection, query: Query, node: Node, upd: Update, many: bool
+        self, c: Collection, query: Query, node: Node, upd: Update, many: bool, inside: bool = False
     ) -> Callable[[psycopg.Connection], int]:
-        """A function of a connection applying ``upd`` to the first (or every) match; it returns the count."""
+        """A function of a connection applying ``upd`` to the first (or every) match; it returns the count.
+
+        With ``inside``, it runs in the caller's transaction, possibly in a pipeline
+        (:meth:`.series_store.SeriesMixin.append_points`).
+        """
         qshape, subst = shape(node, cache_key(query))
         st = self._stmts.get(
             ("update", c.name, c.generation, qshape, update_shape(upd), many),
@@ -195,9 +205,17 @@ class StoreCore(Store):
         )
         if st.exact:
             params = {**st.params, **subst, **update_values(upd)}
-            return lambda conn: conn.execute(st.text, params).rowcount
+
+            def exact(conn: psycopg.Connection) -> int:
+                cur = conn.execute(st.text, params)
+                if conn.info.pipeline_status != pq.PipelineStatus.OFF:
+                    with conn.pipeline():  # leaving a nested pipeline block syncs: the row count is known
+                        pass
+                return cur.rowcount
+
+            return exact
         limit = None if many else 1
-        return lambda conn: self._python_update(conn, c, query, node, upd, limit)
+        return lambda conn: self._python_update(conn, c, query, node, upd, limit, inside)
 
     def _upsert(self, c: Collection, node: Node, upd: Update) -> bool:
         new = upsert_seed(node)

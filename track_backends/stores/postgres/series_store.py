@@ -55,7 +55,9 @@ class SeriesMixin(StoreCore):
             node, upd = self._nodes.get(target), self._updates.get(update)
         c = self._colls.get(collection) or self._coll(collection, True)
         assert c is not None and c.points is not None
-        apply = self._updater(c, target, node, upd, False) if upd is not None and node is not None else None
+        apply = None
+        if upd is not None and node is not None:
+            apply = self._updater(c, target, node, upd, many=False, inside=True)
         if payload is None and apply is None:
             return True
         stmt = c.cache.get("points_insert")
@@ -63,7 +65,9 @@ class SeriesMixin(StoreCore):
             stmt = c.cache["points_insert"] = insert_sql(c.points)
 
         def write(conn: psycopg.Connection) -> bool:
-            with conn.transaction():
+            # pipelined: BEGIN travels with the update's first statement, and the write-back,
+            # the INSERT and COMMIT travel together (two round trips for a Python update)
+            with conn.pipeline(), conn.transaction():
                 if apply is not None and not apply(conn):
                     return False
                 if payload is not None:
