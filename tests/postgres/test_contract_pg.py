@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from track_backends.testing import ClaimContract, LeaseContract, ProtocolContract, StoreContract
+from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
 
 
-class TestPostgres(StoreContract, ProtocolContract, LeaseContract):
+class TestPostgres(StoreContract, ProtocolContract, LeaseContract, PointsContract):
     multiprocess = True
 
     @pytest.fixture

@@ -276,20 +276,21 @@ def test_old_layout_is_migrated_and_newer_refused(pg_uri: str, pg_admin: Any, mo
         s.insert(COLL, {"uid": "a"})
         schema = s.schema
     ran: list[int] = []
+    current = pgschema.SCHEMA_VERSION
 
-    def v1_to_v2(layout: Any, conn: Any) -> None:
-        ran.append(1)
+    def next_version(layout: Any, conn: Any) -> None:
+        ran.append(current)
         conn.execute(f'ALTER TABLE "{schema}"."{COLL}" ADD COLUMN migrated boolean DEFAULT true')
 
-    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(pgschema.MIGRATIONS, 1, v1_to_v2)
+    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(pgschema.MIGRATIONS, current, next_version)
     for _ in range(2):
         with open_store(pg_uri) as s:
             assert s.count(COLL) == 1
-    assert ran == [1]
+    assert ran == [current]
     version = pg_admin.execute(f'SELECT value FROM "{schema}"."tb$meta" WHERE key = %s', ("schema_version",)).fetchone()
-    assert version[0] == 2
-    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", 1)
+    assert version[0] == current + 1
+    monkeypatch.setattr(pgschema, "SCHEMA_VERSION", current)
     with pytest.raises(errors.StoreError, match="newer"):
         open_store(pg_uri).count(COLL)
 

@@ -254,7 +254,12 @@ class ConditionCompiler(PathCompiler):
 
 
 def compile_condition(
-    node: Node, params: Params, *, doc: sql.Composable | None = None, dialect: Dialect = POSTGRES
+    node: Node,
+    params: Params,
+    *,
+    doc: sql.Composable | None = None,
+    dialect: Dialect = POSTGRES,
+    flat: frozenset[str] = frozenset(),
 ) -> Cond:
     """Compile a query AST to a boolean SQL condition over the JSONB column ``doc``.
 
@@ -263,11 +268,14 @@ def compile_condition(
         params: Collects the statement's parameters.
         doc: The JSONB expression of the document (default: the column ``doc``).
         dialect: The target engine.
+        flat: Paths known to have no array on the way in the rows the condition is for (the
+            rows an index found by their keys: the key text of a path through an array is NULL).
 
     Returns:
         The condition; when ``exact`` is false it is a superset to re-check in Python.
     """
-    return ConditionCompiler(params, dialect).node(node, doc if doc is not None else sql.Identifier("doc"))
+    root = doc if doc is not None else sql.Identifier("doc")
+    return ConditionCompiler(params, dialect, flat, root).node(node, root)
 
 
 def uid_condition(terms: list[UidTerm], params: Params, uid: sql.Composable) -> Cond:

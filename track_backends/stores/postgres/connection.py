@@ -1,8 +1,13 @@
-"""The connection pool of one store: opened on first use, retries, and wrapped driver errors.
+"""The connection pools of one store: opened on first use, retries, and wrapped driver errors.
 
 Serialization failures (``40001``) and deadlocks (``40P01``) are retried a bounded number of
 times with a short random back-off; a read on a dropped connection is repeated once. Every
 driver exception leaves as a :mod:`track_backends.errors` exception, with passwords masked.
+
+A store has a second, lazily opened pool for claims through an index (:data:`WALK_SETTINGS`):
+its sessions do not let the planner pick a sequential or a bitmap scan, so a claim always walks
+the index and marks the entries of claimed trials dead as it goes (see the measurements in
+:mod:`.indexes`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,17 @@ from .jsonb import loads
 from .options import Options
 
 T = TypeVar("T")
+
+WALK_SETTINGS = {"enable_seqscan": "off", "enable_bitmapscan": "off"}
+"""Session settings of the claim pool (PostgreSQL only).
+
+A ``LIMIT 1 ... FOR UPDATE SKIP LOCKED`` claim through the ``(group_id, status.name)`` index
+costs O(1) only as a plain index scan: its dead entries are marked and then skipped. The
+planner's other choices depend on statistics that a sweep makes stale at once: a sequential
+scan (statistics saying most trials are pending) reads every claimed trial again at each claim;
+a bitmap scan (statistics from an empty table, or none) collects every entry of the range, dead
+ones included, and never marks them. Claims that no index answers do not use this pool.
+"""
 
 RETRY_SQLSTATES = ("40001", "40P01")
 """Serialization failure and deadlock: the transaction is run again."""
@@ -70,6 +86,14 @@ def _configure(conn: psycopg.Connection) -> None:
     set_json_loads(loads, conn)
 
 
+def with_settings(conninfo: str, settings: dict[str, str]) -> str:
+    """``conninfo`` with session settings added to its ``options`` (``-c name=value``)."""
+    kw = psycopg.conninfo.conninfo_to_dict(conninfo)
+    extra = " ".join(f"-c {k}={v}" for k, v in settings.items())
+    kw["options"] = f"{kw['options']} {extra}" if kw.get("options") else extra
+    return psycopg.conninfo.make_conninfo(**kw)
+
+
 class Connections:
     """A lazily opened pool; ``setup`` runs once on a first connection before the pool opens.
 
@@ -77,9 +101,18 @@ class Connections:
         retries: How many transactions were retried after a serialization failure or deadlock.
     """
 
-    def __init__(self, opts: Options, setup: Callable[[psycopg.Connection], None]) -> None:
+    def __init__(
+        self,
+        opts: Options,
+        setup: Callable[[psycopg.Connection], None],
+        *,
+        settings: dict[str, str] | None = None,
+        name: str = "",
+    ) -> None:
         self.opts = opts
         self._setup = setup
+        self._conninfo = with_settings(opts.conninfo, settings) if settings else opts.conninfo
+        self._name = f"track_backends{name}:{opts.where}"
         self._pool: ConnectionPool | None = None
         self._open_lock = threading.Lock()
         self.closed = False
@@ -98,7 +131,7 @@ class Connections:
         """Connect once and run ``setup`` (bootstrap), so the pool opens on a ready namespace."""
         opts = self.opts
         try:
-            conn = psycopg.connect(opts.conninfo, **self._kwargs())
+            conn = psycopg.connect(self._conninfo, **self._kwargs())
         except psycopg.OperationalError as e:
             raise unavailable(e, opts) from e
         except psycopg.Error as e:
@@ -127,14 +160,14 @@ class Connections:
             self._first_connection()
             opts = self.opts
             pool = ConnectionPool(
-                opts.conninfo,
+                self._conninfo,
                 kwargs=self._kwargs(),
                 min_size=opts.pool_min,
                 max_size=opts.pool_max,
                 timeout=opts.pool_timeout,
                 configure=_configure,
                 open=False,
-                name=f"track_backends:{opts.where}",
+                name=self._name,
                 reconnect_timeout=max(opts.connect_timeout * 3, 10.0),
             )
             try:

@@ -7,6 +7,14 @@ every path of an index to strings is answered through the b-tree plus the (usual
 overflow index, and then checked exactly. Unique indexes are expression indexes over the memory
 engine's key (:func:`unique_key`).
 
+The key column of a work-queue state (:data:`QUEUE_PATHS`, i.e. ``status.name``) carries no
+planner statistics. A sweep changes that distribution much faster than ``ANALYZE`` follows it:
+a snapshot taken while every trial was pending made PostgreSQL pick a sequential scan for the
+``LIMIT 1 ... SKIP LOCKED`` claim (expecting a match on the first page), which then walked past
+every trial claimed since, so claims slowed down linearly with the table. Without statistics,
+the planner assumes that a pinned status is selective, and walks the ``(group_id, status.name)``
+index, in custom and generic plans alike.
+
 DDL cannot take parameters, so these expressions quote validated paths with
 :class:`psycopg.sql.Literal`:
 
@@ -38,20 +46,28 @@ class Index:
     unique: bool
 
 
+QUEUE_PATHS = frozenset({"status.name"})
+"""Paths holding a work-queue state, whose key columns get no planner statistics (see above)."""
+
+
 @dataclass
 class Collection:
     """What this process knows of one collection's table.
 
     Attributes:
+        points: The table of its documents' metric points (see :mod:`.series`).
         generation: Grows each time the indexes are reloaded; compiled statements key on it.
         insert_sql: The rendered ``INSERT`` statement, once built.
+        cache: Other rendered statements of this table (and of its points table).
     """
 
     name: str
     table: sql.Identifier
+    points: sql.Identifier | None = None
     indexes: list[Index] = field(default_factory=list)
     generation: int = 0
     insert_sql: str | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 def key_column(path: str) -> sql.Identifier:
@@ -112,7 +128,25 @@ def unique_key(path: str, doc: sql.Composable) -> sql.Composable:
 _DOC = sql.Identifier("doc")
 
 
-def _create_ordinary(conn: psycopg.Connection, c: Collection, paths: tuple[str, ...], schema: str, table: str) -> None:
+def forget_statistics(conn: psycopg.Connection, table: sql.Composable, path: str, *, rebuild: bool) -> None:
+    """Stop collecting planner statistics on the key column of ``path`` (see :data:`QUEUE_PATHS`).
+
+    Args:
+        conn: A connection, in the transaction that changes the layout.
+        table: The collection's table.
+        path: The indexed path.
+        rebuild: Also drop the statistics collected so far (``ANALYZE`` keeps them otherwise):
+            changing the column to its own type does, and rebuilds the indexes that use it.
+    """
+    col = key_column(path)
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STATISTICS 0").format(table, col))
+    if rebuild:
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE text").format(table, col))
+
+
+def _create_ordinary(
+    conn: psycopg.Connection, c: Collection, paths: tuple[str, ...], schema: str, table: str, cockroach: bool
+) -> None:
     """Add the missing generated columns, the b-tree over the keys and the overflow index."""
     have = {
         r[0]
@@ -134,6 +168,10 @@ def _create_ordinary(conn: psycopg.Connection, c: Collection, paths: tuple[str, 
             )
     if adds:
         conn.execute(sql.SQL("ALTER TABLE {} ").format(c.table) + sql.SQL(", ").join(adds))
+    if not cockroach:
+        for p in paths:
+            if p in QUEUE_PATHS and f"k_{name_hash(p)}" not in have:
+                forget_statistics(conn, c.table, p, rebuild=False)
     stem = table[:40]
     name = sql.Identifier(f"{stem}_x{name_hash(c.name, paths, False)[:12]}")
     conn.execute(
@@ -148,11 +186,18 @@ def _create_ordinary(conn: psycopg.Connection, c: Collection, paths: tuple[str, 
 
 
 def create_index(
-    conn: psycopg.Connection, c: Collection, paths: tuple[str, ...], unique: bool, *, schema: str, table: str
+    conn: psycopg.Connection,
+    c: Collection,
+    paths: tuple[str, ...],
+    unique: bool,
+    *,
+    schema: str,
+    table: str,
+    cockroach: bool = False,
 ) -> None:
     """Create an index over ``paths`` on the table of ``c`` (named ``table`` in ``schema``)."""
     if not unique:
-        _create_ordinary(conn, c, paths, schema, table)
+        _create_ordinary(conn, c, paths, schema, table, cockroach)
         return
     name = sql.Identifier(f"{table[:40]}_u{name_hash(c.name, paths, True)[:12]}")
     conn.execute(

@@ -1,10 +1,16 @@
 """The storage layout of one namespace (the URI's ``schema`` and table ``prefix``).
 
 One table per collection, ``uid text COLLATE "C" PRIMARY KEY, doc jsonb``, named
-``<prefix><collection>``. Two bookkeeping tables, ``<prefix>tb$meta`` (the layout version) and
-``<prefix>tb$indexes`` (collections and their indexes), and the helper functions of
-:mod:`.functions` are created on first use; an older layout version is migrated forward under
-an advisory lock (PostgreSQL) or by SERIALIZABLE retries (CockroachDB).
+``<prefix><collection>``, and beside it the table of its documents' metric points,
+``<prefix><collection>$points`` (:mod:`.series`). Two bookkeeping tables, ``<prefix>tb$meta``
+(the layout version) and ``<prefix>tb$indexes`` (collections and their indexes), and the helper
+functions of :mod:`.functions` are created on first use; an older layout version is migrated
+forward (:mod:`.migrations`) under an advisory lock (PostgreSQL) or by SERIALIZABLE retries
+(CockroachDB).
+
+Layout versions: 1, documents only (trials held their points in ``metrics``); 2, points tables,
+trials with ``metric_summary``, no statistics on the ``status.name`` key column
+(:data:`.indexes.QUEUE_PATHS`).
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from ...store import DEFAULT_INDEXES, check_collection
 from .connection import RETRY_SQLSTATES, wrap_error
 from .functions import create_functions, function_names
 from .indexes import Collection, Index, create_index, name_hash
+from .migrations import to_layout_2
 from .options import Options
+from .series import create_points_table, points_table_name
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The layout version this package writes; older stored versions are migrated forward."""
 
 Migration = Callable[["Layout", psycopg.Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: to_layout_2}
 """``MIGRATIONS[v](layout, conn)`` upgrades a namespace from version ``v`` to ``v + 1`` (inside a transaction)."""
 
 _RACING_SQLSTATES = RETRY_SQLSTATES + ("23505", "42P07")  # two processes creating the same thing
@@ -59,6 +67,14 @@ class Layout:
 
     def table(self, collection: str) -> sql.Identifier:
         return sql.Identifier(self.schema, self.table_name(collection))
+
+    def points_table(self, collection: str) -> sql.Identifier:
+        """The table of the metric points of ``collection``'s documents."""
+        return sql.Identifier(self.schema, points_table_name(self.prefix, collection))
+
+    def create_points(self, conn: psycopg.Connection, collection: str) -> None:
+        """Create the points table of ``collection`` (in the caller's transaction)."""
+        create_points_table(conn, self.points_table(collection), cockroach=self.cockroach)
 
     def lock(self, conn: psycopg.Connection) -> None:
         """Serialise layout changes of this namespace (PostgreSQL: a transaction advisory lock)."""
@@ -135,7 +151,7 @@ class Layout:
         rows = conn.execute(sql.SQL("SELECT collection, paths, is_unique FROM {}").format(self.registry)).fetchall()
         colls: dict[str, Collection] = {}
         for name, paths, unique in rows:
-            c = colls.get(name) or colls.setdefault(name, Collection(name, self.table(name)))
+            c = colls.get(name) or colls.setdefault(name, Collection(name, self.table(name), self.points_table(name)))
             if paths:
                 c.indexes.append(Index(tuple(paths), bool(unique)))
         for name, c in colls.items():
@@ -177,6 +193,7 @@ class Layout:
             )
         collate = sql.SQL("") if self.cockroach else sql.SQL(' COLLATE "C"')
         conn.execute(sql.SQL("CREATE TABLE {} (uid text{} PRIMARY KEY, doc jsonb NOT NULL)").format(table, collate))
+        self.create_points(conn, name)
         conn.execute(
             sql.SQL("INSERT INTO {} (collection, paths, is_unique) VALUES (%s, '{{}}', false)").format(self.registry),
             (name,),
@@ -185,7 +202,9 @@ class Layout:
             self._create_index(conn, Collection(name, table), paths, unique)
 
     def _create_index(self, conn: psycopg.Connection, c: Collection, paths: tuple[str, ...], unique: bool) -> None:
-        create_index(conn, c, paths, unique, schema=self.schema, table=self.table_name(c.name))
+        create_index(
+            conn, c, paths, unique, schema=self.schema, table=self.table_name(c.name), cockroach=self.cockroach
+        )
         conn.execute(
             sql.SQL("INSERT INTO {} (collection, paths, is_unique) VALUES (%s, %s, %s)").format(self.registry),
             (c.name, list(paths), unique),

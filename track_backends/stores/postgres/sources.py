@@ -45,10 +45,14 @@ def special(part: str) -> bool:
 class PathCompiler:
     """Compiles the values paths reach, and tests over them; collects parameters in ``params``."""
 
-    def __init__(self, params: Params, dialect: Dialect) -> None:
+    def __init__(
+        self, params: Params, dialect: Dialect, flat: frozenset[str] = frozenset(), root: object = None
+    ) -> None:
         self.p = params
         self.d = dialect
         self.n = 0
+        self.flat = flat
+        self.flat_root = root
 
     def alias(self, stem: str) -> sql.Identifier:
         """A fresh alias for a subquery or a row variable."""
@@ -120,10 +124,16 @@ class PathCompiler:
         return Multi(rows)
 
     def field(self, root: sql.Composable, path: str, test: Callable[[Source], Cond]) -> Cond:
-        """Compile ``test(source)`` for the values ``path`` reaches from the object ``root``."""
+        """Compile ``test(source)`` for the values ``path`` reaches from the object ``root``.
+
+        A path of :attr:`flat` (from the document itself) has no array on the way, so only the
+        fast branch is compiled (see :func:`.statements.where_clause`).
+        """
         parts = split_path(path)
         if len(parts) == 1 and not special(parts[0]):
             return test(Single(sql.SQL("({} -> {})").format(root, self.p.text(parts[0]))))
+        if path in self.flat and root is self.flat_root and not any(p.isdigit() or special(p) for p in parts):
+            return test(Single(sql.SQL("({} #> {})").format(root, self.p.path(parts))))
         general = test(self.multi(root, parts))
         if any(special(p) for p in parts):
             return general

@@ -43,6 +43,7 @@ class Stmt:
             candidate rows and finishes in Python (a re-check, a sort or an update).
         node: The query (for the Python re-check).
         nbrackets: How many sort-key brackets follow ``uid, doc`` in each row.
+        walk: A claim through an index, for the claim pool (:data:`.connection.WALK_SETTINGS`).
     """
 
     text: str
@@ -50,6 +51,7 @@ class Stmt:
     exact: bool = True
     node: Node | None = None
     nbrackets: int = 0
+    walk: bool = False
 
 
 class StatementCache:
@@ -100,13 +102,15 @@ class Where:
     Attributes:
         sql: The condition.
         exact: False when it is a superset of the matches, to re-check in Python.
-        index: ``(keys, overflow, condition)`` when an index answers the query: the rows whose
-            index keys are pinned, the rows with an array on an indexed path, and the condition.
+        index: ``(keys, overflow, condition, flat)`` when an index answers the query: the rows
+            whose index keys are pinned, the rows with an array on an indexed path, the
+            condition, and the condition compiled for the rows the keys find (no array lies on
+            an indexed path there, so those paths need no array fallback).
     """
 
     sql: Composable
     exact: bool
-    index: tuple[Composable, Composable, Composable] | None = None
+    index: tuple[Composable, Composable, Composable, Composable] | None = None
 
 
 def where_clause(c: Collection, node: Node, params: Params, dialect: Dialect) -> Where:
@@ -125,11 +129,12 @@ def where_clause(c: Collection, node: Node, params: Params, dialect: Dialect) ->
         if len(vals) == 1:
             keys.append(sql.SQL("{} = {}").format(key_column(p), params.text(vals[0])))
         else:
-            keys.append(sql.SQL("{} = ANY({})").format(key_column(p), params.add(vals, "text[]")))
+            keys.append(sql.SQL("{} IN ({})").format(key_column(p), sql.SQL(", ").join(params.text(v) for v in vals)))
     idx = sql.SQL(" AND ").join(keys)
     ovf = sql.SQL(" OR ").join(overflow_column(p) for p in best.paths)
     where = sql.SQL("(({}) OR ({})) AND {}").format(idx, ovf, cond.sql)
-    return Where(where, cond.exact, (idx, ovf, cond.sql))
+    flat = compile_condition(node, params, dialect=dialect, flat=frozenset(best.paths))
+    return Where(where, cond.exact and flat.exact, (idx, ovf, cond.sql, flat.sql))
 
 
 def find_sql(
@@ -154,9 +159,10 @@ def find_sql(
 
 
 def template_sql(c: Collection, node: Node, template: str, params: Params, dialect: Dialect) -> Built:
-    """The statement ``template`` (with ``{table}`` and ``{where}``) over the matches of ``node``."""
+    """The statement ``template`` (with ``{table}``, ``{where}`` and ``{points}``) over the matches of ``node``."""
     where = where_clause(c, node, params, dialect)
-    return sql.SQL(template).format(table=c.table, where=where.sql), {"exact": where.exact}
+    points = c.points if c.points is not None else sql.SQL("")
+    return sql.SQL(template).format(table=c.table, where=where.sql, points=points), {"exact": where.exact}
 
 
 def update_sql(
@@ -190,22 +196,38 @@ def claim_sql(
     dialect: Dialect,
     functions: dict[str, sql.Identifier] | None,
 ) -> Built:
-    """One ``UPDATE ... WHERE uid = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING doc``.
-
-    Through an index, the rows whose keys match are tried before the rows with an array on an
-    indexed path, so that each sub-select can use its own index.
-    """
+    """One ``UPDATE ... WHERE uid = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING doc`` (see :func:`_pick`)."""
     where = where_clause(c, node, params, dialect)
     expr = compile_update(upd, params, doc=_DOC, functions=functions) if functions is not None else None
     if expr is None or not where.exact:
         return _NOT_SQL
-    if where.index is not None:
-        idx, ovf, cond = where.index
-        pick = sql.SQL(
-            "COALESCE((SELECT t.uid FROM {tb} t WHERE {idx} AND {cond} LIMIT 1 FOR UPDATE SKIP LOCKED),"
-            " (SELECT t.uid FROM {tb} t WHERE ({ovf}) AND {cond} LIMIT 1 FOR UPDATE SKIP LOCKED))"
-        ).format(tb=c.table, idx=idx, ovf=ovf, cond=cond)
-    else:
-        pick = sql.SQL("(SELECT t.uid FROM {} t WHERE {} LIMIT 1 FOR UPDATE SKIP LOCKED)").format(c.table, where.sql)
-    text = sql.SQL("UPDATE {} t SET doc = {} WHERE t.uid = {} RETURNING t.doc").format(c.table, expr, pick)
-    return text, {"exact": True}
+    text = sql.SQL("UPDATE {} t SET doc = {} WHERE t.uid = {} RETURNING t.doc").format(c.table, expr, _pick(c, where))
+    return text, {"exact": True, "walk": where.index is not None}
+
+
+def pick_sql(c: Collection, node: Node, params: Params, dialect: Dialect) -> Built:
+    """``SELECT uid, doc`` of one match, locked as :func:`claim_sql` locks it, for an update in Python.
+
+    Only for an exact query through an index (else one ``OR`` over the index and the overflow
+    rows would make the planner scan the table or build a bitmap of every match).
+    """
+    where = where_clause(c, node, params, dialect)
+    if where.index is None or not where.exact:
+        return _NOT_SQL
+    text = sql.SQL("SELECT t.uid, t.doc FROM {} t WHERE t.uid = {} FOR UPDATE OF t").format(c.table, _pick(c, where))
+    return text, {"exact": True, "walk": True}
+
+
+def _pick(c: Collection, where: Where) -> sql.Composable:
+    """The uid of one match, locked ``FOR UPDATE SKIP LOCKED`` (NULL when every match is taken).
+
+    Through an index, the rows whose keys match are tried before the rows with an array on an
+    indexed path, so that each sub-select can walk its own index.
+    """
+    if where.index is None:
+        return sql.SQL("(SELECT t.uid FROM {} t WHERE {} LIMIT 1 FOR UPDATE SKIP LOCKED)").format(c.table, where.sql)
+    idx, ovf, cond, flat = where.index
+    return sql.SQL(
+        "COALESCE((SELECT t.uid FROM {tb} t WHERE {idx} AND {flat} LIMIT 1 FOR UPDATE SKIP LOCKED),"
+        " (SELECT t.uid FROM {tb} t WHERE ({ovf}) AND {cond} LIMIT 1 FOR UPDATE SKIP LOCKED))"
+    ).format(tb=c.table, idx=idx, ovf=ovf, cond=cond, flat=flat)
