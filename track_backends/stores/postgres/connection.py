@@ -88,7 +88,7 @@ def _configure(conn: psycopg.Connection) -> None:
 
 def with_settings(conninfo: str, settings: dict[str, str]) -> str:
     """``conninfo`` with session settings added to its ``options`` (``-c name=value``)."""
-    kw = psycopg.conninfo.conninfo_to_dict(conninfo)
+    kw: dict[str, Any] = dict(psycopg.conninfo.conninfo_to_dict(conninfo))
     extra = " ".join(f"-c {k}={v}" for k, v in settings.items())
     kw["options"] = f"{kw['options']} {extra}" if kw.get("options") else extra
     return psycopg.conninfo.make_conninfo(**kw)

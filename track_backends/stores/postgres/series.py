@@ -102,7 +102,7 @@ def fetch_sql(
     ``(uid, name, step, value)`` in the order of the uids, then attempt, then logging order.
     """
     params = ["uids", "attempts"]
-    conds = [sql.SQL("(q.att IS NULL OR p.attempt = 0 OR p.attempt = q.att)")]
+    conds: list[sql.Composable] = [sql.SQL("(q.att IS NULL OR p.attempt = 0 OR p.attempt = q.att)")]
     if names:
         conds.append(sql.SQL("p.name = ANY(%(names)s::text[])"))
         params.append("names")

@@ -148,7 +148,7 @@ class PostgresStore(SeriesMixin):
             return 0
         c, node, st = found
         if st.exact:
-            return int(self._run(lambda conn: conn.execute(st.text, st.params).fetchone()[0], read=True))
+            return int(self._run(lambda conn: _scalar(conn.execute(st.text, st.params).fetchone()), read=True))
         return len(self._run(lambda conn: self._fetch(conn, c, query, node, (), None), read=True))
 
     def update(
@@ -226,7 +226,7 @@ class PostgresStore(SeriesMixin):
             return 0
         c, node, st = found
         if st.exact:
-            return int(self._run(lambda conn: conn.execute(st.text, st.params).fetchone()[0]))
+            return int(self._run(lambda conn: _scalar(conn.execute(st.text, st.params).fetchone())))
         stmt = sql.SQL("DELETE FROM {} WHERE uid = ANY(%s)").format(c.table).as_string(None)
         points = delete_sql(c.points) if c.points is not None else None
 
@@ -316,3 +316,9 @@ def from_uri(uri: StoreURI) -> PostgresStore:
         InvalidURIError: The URI carries an unknown or invalid option.
     """
     return PostgresStore(uri)
+
+
+def _scalar(row: tuple[Any, ...] | None) -> Any:
+    """The one value of a one-row, one-column result."""
+    assert row is not None
+    return row[0]
