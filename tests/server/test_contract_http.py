@@ -14,6 +14,7 @@ from track_backends.testing import ClaimContract, LeaseContract, PointsContract,
 
 ALL = (StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract)
 
+
 class TestHttpEphemeral(*ALL):  # type: ignore[misc]
     """Plain HTTP on loopback, no tokens, in front of the memory store."""
 
@@ -52,11 +53,8 @@ pg_server_uri = _pg.pg_server_uri  # type: ignore[attr-defined]  # a fixture: py
 _TAG = uuid.uuid4().hex[:8]
 
 
-class TestHttpPostgres(StoreContract, ProtocolContract, LeaseContract, ClaimContract):
-    """Plain HTTP with an admin token in front of PostgreSQL (pgserver, or ``$TRACK_BACKENDS_PG_URI``).
-
-    The classes tests/postgres runs on the store itself: it does not pass PointsContract yet.
-    """
+class TestHttpPostgres(*ALL):  # type: ignore[misc]
+    """Plain HTTP with an admin token in front of PostgreSQL (pgserver, or ``$TRACK_BACKENDS_PG_URI``)."""
 
     multiprocess = True
     claim_trials = 300
