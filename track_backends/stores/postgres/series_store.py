@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -10,7 +10,7 @@ import psycopg
 from ...errors import QueryError
 from ...store import Document, Query, check_collection
 from ..points import check_points, check_range
-from .core import StoreCore
+from .core import NeedsPython, StoreCore
 from .jsonb import dumps
 from .series import Series, delete_sql, fetch_sql, group_rows, insert_sql, numeric_text
 
@@ -55,26 +55,33 @@ class SeriesMixin(StoreCore):
             node, upd = self._nodes.get(target), self._updates.get(update)
         c = self._colls.get(collection) or self._coll(collection, True)
         assert c is not None and c.points is not None
-        apply = None
-        if upd is not None and node is not None:
-            apply = self._updater(c, target, node, upd, many=False, inside=True)
-        if payload is None and apply is None:
+        if payload is None and upd is None:
             return True
         stmt = c.cache.get("points_insert")
         if stmt is None:
             stmt = c.cache["points_insert"] = insert_sql(c.points)
 
-        def write(conn: psycopg.Connection) -> bool:
-            # pipelined: BEGIN travels with the update's first statement, and the write-back,
-            # the INSERT and COMMIT travel together (two round trips for a Python update)
-            with conn.pipeline(), conn.transaction():
-                if apply is not None and not apply(conn):
-                    return False
-                if payload is not None:
-                    conn.execute(stmt, (uid, attempt, payload))
-            return True
+        def writer(python: bool) -> Callable[[psycopg.Connection], bool]:
+            apply = None
+            if upd is not None and node is not None:
+                apply = self._updater(c, target, node, upd, many=False, inside=True, python=python)
 
-        return bool(self._run(write))
+            def write(conn: psycopg.Connection) -> bool:
+                # pipelined: an SQL update, the INSERT and COMMIT travel together; a Python
+                # update takes one more round trip (BEGIN and its SELECT ... FOR UPDATE)
+                with conn.pipeline(), conn.transaction():
+                    if apply is not None and not apply(conn):
+                        return False
+                    if payload is not None:
+                        conn.execute(stmt, (uid, attempt, payload))
+                return True
+
+            return write
+
+        try:
+            return bool(self._run(writer(False)))
+        except NeedsPython:  # the stored summary holds what SQL does not add up exactly
+            return bool(self._run(writer(True)))
 
     def fetch_points(
         self,
