@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from ...errors import QueryError
 from ...store import Document, Query, check_collection
 from ..points import check_points, check_range
 from .core import NeedsPython, StoreCore
+from .indexes import Collection
 from .jsonb import dumps
 from .series import Series, delete_sql, fetch_sql, group_rows, insert_sql, numeric_text
 
@@ -57,31 +59,41 @@ class SeriesMixin(StoreCore):
         assert c is not None and c.points is not None
         if payload is None and upd is None:
             return True
+        update_of = None
+        if upd is not None and node is not None:
+            update_of = functools.partial(self._updater, c, target, node, upd, many=False, inside=True)
+        try:
+            return bool(self._run(self._points_writer(c, uid, attempt, payload, update_of, False)))
+        except NeedsPython:  # the stored summary holds what SQL does not add up exactly
+            return bool(self._run(self._points_writer(c, uid, attempt, payload, update_of, True)))
+
+    def _points_writer(
+        self,
+        c: Collection,
+        uid: str,
+        attempt: int,
+        payload: str | None,
+        update_of: Callable[..., Callable[[psycopg.Connection], int]] | None,
+        python: bool,
+    ) -> Callable[[psycopg.Connection], bool]:
+        """The transaction of :meth:`append_points`: the update (SQL, or ``python``), then the INSERT."""
+        assert c.points is not None
         stmt = c.cache.get("points_insert")
         if stmt is None:
             stmt = c.cache["points_insert"] = insert_sql(c.points)
+        apply = update_of(python=python) if update_of is not None else None
 
-        def writer(python: bool) -> Callable[[psycopg.Connection], bool]:
-            apply = None
-            if upd is not None and node is not None:
-                apply = self._updater(c, target, node, upd, many=False, inside=True, python=python)
+        def write(conn: psycopg.Connection) -> bool:
+            # pipelined: an SQL update, the INSERT and COMMIT travel together; a Python
+            # update takes one more round trip (BEGIN and its SELECT ... FOR UPDATE)
+            with conn.pipeline(), conn.transaction():
+                if apply is not None and not apply(conn):
+                    return False
+                if payload is not None:
+                    conn.execute(stmt, (uid, attempt, payload))
+            return True
 
-            def write(conn: psycopg.Connection) -> bool:
-                # pipelined: an SQL update, the INSERT and COMMIT travel together; a Python
-                # update takes one more round trip (BEGIN and its SELECT ... FOR UPDATE)
-                with conn.pipeline(), conn.transaction():
-                    if apply is not None and not apply(conn):
-                        return False
-                    if payload is not None:
-                        conn.execute(stmt, (uid, attempt, payload))
-                return True
-
-            return write
-
-        try:
-            return bool(self._run(writer(False)))
-        except NeedsPython:  # the stored summary holds what SQL does not add up exactly
-            return bool(self._run(writer(True)))
+        return write
 
     def fetch_points(
         self,
