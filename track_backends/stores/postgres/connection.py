@@ -52,6 +52,8 @@ RETRY_SQLSTATES = ("40001", "40P01")
 """Serialization failure and deadlock: the transaction is run again."""
 QUERY_SQLSTATE = "TB001"
 """Raised by the helper functions of :mod:`.functions` when an update does not apply."""
+PYTHON_SQLSTATE = "TB002"
+"""Raised by the numeric helpers of :mod:`.functions` for a value the store updates in Python."""
 _UNICODE_SQLSTATES = ("22P05", "22P02", "22021", "54000")
 _GONE_SQLSTATES = ("57P01", "57P02")
 

@@ -26,7 +26,7 @@ from ...query.sort import SortSpec, sort_documents
 from ...query.update import Update, upsert_seed
 from ...store import Document, Query, Store, check_collection
 from ...uri import StoreURI
-from .connection import WALK_SETTINGS, Connections
+from .connection import PYTHON_SQLSTATE, WALK_SETTINGS, Connections
 from .fragments import COCKROACH, POSTGRES
 from .indexes import Collection
 from .jsonb import dumps
@@ -37,6 +37,10 @@ from .statements import StatementCache, Stmt, find_sql, pick_sql, shape, templat
 from .updates import update_shape, update_values
 
 Row = tuple[str, Document]
+
+
+class NeedsPython(Exception):
+    """An update statement found a stored value that only the Python path handles (``TB002``)."""
 
 
 def _ready(conn: psycopg.Connection) -> None:
@@ -191,31 +195,48 @@ class StoreCore(Store):
             return len(rows)
 
     def _updater(
-        self, c: Collection, query: Query, node: Node, upd: Update, many: bool, inside: bool = False
+        self,
+        c: Collection,
+        query: Query,
+        node: Node,
+        upd: Update,
+        many: bool,
+        inside: bool = False,
+        python: bool = False,
     ) -> Callable[[psycopg.Connection], int]:
         """A function of a connection applying ``upd`` to the first (or every) match; it returns the count.
 
-        With ``inside``, it runs in the caller's transaction, possibly in a pipeline
-        (:meth:`.series_store.SeriesMixin.append_points`).
+        One statement when SQL can apply the update, else (or with ``python``) the Python path.
+        When the statement finds a stored value that needs Python (``TB002``), it falls back to
+        the Python path; ``inside`` the caller's transaction (possibly in a pipeline, see
+        :meth:`.series_store.SeriesMixin.append_points`), whose transaction that aborted, it
+        raises :class:`NeedsPython` instead.
         """
+        limit = None if many else 1
         qshape, subst = shape(node, cache_key(query))
         st = self._stmts.get(
             ("update", c.name, c.generation, qshape, update_shape(upd), many),
             lambda params: update_sql(c, node, upd, many, params, self.dialect, self._layout.functions),
         )
-        if st.exact:
-            params = {**st.params, **subst, **update_values(upd)}
+        if python or not st.exact:
+            return lambda conn: self._python_update(conn, c, query, node, upd, limit, inside)
+        params = {**st.params, **subst, **update_values(upd)}
 
-            def exact(conn: psycopg.Connection) -> int:
+        def exact(conn: psycopg.Connection) -> int:
+            try:
                 cur = conn.execute(st.text, params)
                 if conn.info.pipeline_status != pq.PipelineStatus.OFF:
                     with conn.pipeline():  # leaving a nested pipeline block syncs: the row count is known
                         pass
-                return cur.rowcount
+            except psycopg.Error as e:
+                if getattr(e, "sqlstate", None) != PYTHON_SQLSTATE:
+                    raise
+                if inside:
+                    raise NeedsPython from e
+                return self._python_update(conn, c, query, node, upd, limit)
+            return cur.rowcount
 
-            return exact
-        limit = None if many else 1
-        return lambda conn: self._python_update(conn, c, query, node, upd, limit, inside)
+        return exact
 
     def _upsert(self, c: Collection, node: Node, upd: Update) -> bool:
         new = upsert_seed(node)

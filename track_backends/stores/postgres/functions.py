@@ -2,8 +2,13 @@
 
 ``set``, ``unset`` and ``push`` reproduce :mod:`track_backends.query.update` on encoded values
 (:mod:`.jsonb`): new keys go last in the ``"$o"`` order list, indexes past an array's end pad
-with nulls, and a path that cannot be created raises SQLSTATE ``TB001`` (a ``QueryError``).
-They are created per namespace, named ``<prefix>tb$<name>`` in the URI's schema.
+with nulls, a path that cannot be created raises SQLSTATE ``TB001`` (a ``QueryError``), and
+NaN and the infinities are numbers, not documents (``kind``). ``inc`` (by an integer) and
+``minmax`` (``$min``/``$max`` by a finite number) handle the cases whose result SQL computes
+exactly: a missing field, or one holding an integer (``inc``) or a number (``minmax``).
+Anything else (float arithmetic, NaN, the infinities, other types, a 64-bit overflow) raises
+``TB002``, and the store applies the update in Python instead. They are created per
+namespace, named ``<prefix>tb$<name>`` in the URI's schema.
 """
 
 from __future__ import annotations
@@ -11,10 +16,15 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-NAMES = ("put", "arrput", "set", "unset", "push")
-"""Every helper function; :mod:`.updates` calls ``set``, ``unset`` and ``push``."""
+NAMES = ("kind", "put", "arrput", "set", "unset", "push", "inc", "minmax")
+"""Every helper function; :mod:`.updates` calls all but ``kind``, ``put`` and ``arrput``."""
 
 _FUNCTIONS = [
+    r"""
+CREATE OR REPLACE FUNCTION {kind}(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+-- jsonb_typeof, except that NaN and the infinities ({{"$n": ...}}, see .jsonb) are numbers.
+SELECT CASE WHEN jsonb_typeof(v) = 'object' AND v ? '$n' THEN 'number' ELSE jsonb_typeof(v) END
+$f$""",
     r"""
 CREATE OR REPLACE FUNCTION {put}(obj jsonb, k text, v jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$
 DECLARE o jsonb;
@@ -39,7 +49,7 @@ END $f$""",
 CREATE OR REPLACE FUNCTION {set}(cur jsonb, path text[], v jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$
 -- update._container(create=True) + _put: missing fields become documents, indexes past the end
 -- pad with nulls; null, a scalar or an array addressed by a field name in the way raise.
-DECLARE k text := path[1]; t text := jsonb_typeof(cur); child jsonb; i int;
+DECLARE k text := path[1]; t text := {kind}(cur); child jsonb; i int;
 BEGIN
   IF cardinality(path) = 1 THEN
     IF t = 'object' THEN RETURN {put}(cur, k, v); END IF;
@@ -56,7 +66,7 @@ END $f$""",
     r"""
 CREATE OR REPLACE FUNCTION {unset}(cur jsonb, path text[]) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$
 -- update._container(create=False): a path that does not fully exist changes nothing.
-DECLARE k text := path[1]; t text := jsonb_typeof(cur); child jsonb; o jsonb;
+DECLARE k text := path[1]; t text := {kind}(cur); child jsonb; o jsonb;
 BEGIN
   IF t = 'object' THEN
     IF NOT cur ? k THEN RETURN cur; END IF;
@@ -78,7 +88,7 @@ END $f$""",
     r"""
 CREATE OR REPLACE FUNCTION {push}(cur jsonb, path text[], items jsonb, uniq boolean) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $f$
-DECLARE k text := path[1]; t text := jsonb_typeof(cur); i int; old jsonb; it jsonb;
+DECLARE k text := path[1]; t text := {kind}(cur); i int; old jsonb; it jsonb;
 BEGIN
   IF cardinality(path) > 1 THEN
     IF t = 'object' THEN
@@ -116,6 +126,33 @@ BEGIN
   END IF;
   IF t = 'object' THEN RETURN {put}(cur, k, old); END IF;
   RETURN {arrput}(cur, k::int, old);
+END $f$""",
+    r"""
+CREATE OR REPLACE FUNCTION {inc}(cur jsonb, path text[], v jsonb) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$
+-- update's $inc by an integer v: set when missing, add when the field holds an integer.
+DECLARE old jsonb := cur #> path; r numeric;
+BEGIN
+  IF old IS NULL THEN RETURN {set}(cur, path, v); END IF;
+  IF jsonb_typeof(old) = 'number' AND old::text ~ '^-?[0-9]+$' THEN
+    r := old::numeric + v::numeric;
+    IF r BETWEEN -9223372036854775808 AND 9223372036854775807 THEN RETURN {set}(cur, path, to_jsonb(r)); END IF;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = 'TB002', MESSAGE = 'this $inc is applied in Python';
+END $f$""",
+    r"""
+CREATE OR REPLACE FUNCTION {minmax}(cur jsonb, path text[], v jsonb, lower boolean) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $f$
+-- update's $min (lower) / $max by a finite number v: set when missing, or when beyond a number.
+DECLARE old jsonb := cur #> path;
+BEGIN
+  IF old IS NULL THEN RETURN {set}(cur, path, v); END IF;
+  IF jsonb_typeof(old) = 'number' THEN
+    IF (lower AND v::numeric < old::numeric) OR (NOT lower AND v::numeric > old::numeric) THEN
+      RETURN {set}(cur, path, v);
+    END IF;
+    RETURN cur;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = 'TB002', MESSAGE = 'this $min/$max is applied in Python';
 END $f$""",
 ]
 

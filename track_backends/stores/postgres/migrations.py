@@ -17,6 +17,7 @@ from ...query import apply_update
 from ...query.cache import UPDATES
 from ...store import TRIALS
 from ..points import check_points
+from .functions import create_functions
 from .indexes import QUEUE_PATHS, forget_statistics
 from .jsonb import dumps
 from .series import insert_sql
@@ -31,11 +32,14 @@ _BATCH = 500
 def to_layout_2(layout: Layout, conn: psycopg.Connection) -> None:
     """Layout 1 -> 2: points tables beside every collection, trials' metrics moved into them.
 
+    The helper functions are replaced (layout 2 adds the numeric ones of :mod:`.functions`).
     Each trial holding ``metrics`` gets ``metric_summary`` instead (see
     :func:`track_backends.layout.legacy_points`); its points go to the points table under the
     attempt of its current lease. The ``status.name`` key columns lose their statistics (see
     :data:`.indexes.QUEUE_PATHS`).
     """
+    if not layout.cockroach:  # the numeric update helpers are new
+        create_functions(conn, layout.schema, layout.prefix)
     rows = conn.execute(sql.SQL("SELECT collection, paths, is_unique FROM {}").format(layout.registry)).fetchall()
     names = sorted({r[0] for r in rows})
     for name in names:

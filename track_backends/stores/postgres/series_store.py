@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -10,7 +11,8 @@ import psycopg
 from ...errors import QueryError
 from ...store import Document, Query, check_collection
 from ..points import check_points, check_range
-from .core import StoreCore
+from .core import NeedsPython, StoreCore
+from .indexes import Collection
 from .jsonb import dumps
 from .series import Series, delete_sql, fetch_sql, group_rows, insert_sql, numeric_text
 
@@ -55,18 +57,35 @@ class SeriesMixin(StoreCore):
             node, upd = self._nodes.get(target), self._updates.get(update)
         c = self._colls.get(collection) or self._coll(collection, True)
         assert c is not None and c.points is not None
-        apply = None
-        if upd is not None and node is not None:
-            apply = self._updater(c, target, node, upd, many=False, inside=True)
-        if payload is None and apply is None:
+        if payload is None and upd is None:
             return True
+        update_of = None
+        if upd is not None and node is not None:
+            update_of = functools.partial(self._updater, c, target, node, upd, many=False, inside=True)
+        try:
+            return bool(self._run(self._points_writer(c, uid, attempt, payload, update_of, False)))
+        except NeedsPython:  # the stored summary holds what SQL does not add up exactly
+            return bool(self._run(self._points_writer(c, uid, attempt, payload, update_of, True)))
+
+    def _points_writer(
+        self,
+        c: Collection,
+        uid: str,
+        attempt: int,
+        payload: str | None,
+        update_of: Callable[..., Callable[[psycopg.Connection], int]] | None,
+        python: bool,
+    ) -> Callable[[psycopg.Connection], bool]:
+        """The transaction of :meth:`append_points`: the update (SQL, or ``python``), then the INSERT."""
+        assert c.points is not None
         stmt = c.cache.get("points_insert")
         if stmt is None:
             stmt = c.cache["points_insert"] = insert_sql(c.points)
+        apply = update_of(python=python) if update_of is not None else None
 
         def write(conn: psycopg.Connection) -> bool:
-            # pipelined: BEGIN travels with the update's first statement, and the write-back,
-            # the INSERT and COMMIT travel together (two round trips for a Python update)
+            # pipelined: an SQL update, the INSERT and COMMIT travel together; a Python
+            # update takes one more round trip (BEGIN and its SELECT ... FOR UPDATE)
             with conn.pipeline(), conn.transaction():
                 if apply is not None and not apply(conn):
                     return False
@@ -74,7 +93,7 @@ class SeriesMixin(StoreCore):
                     conn.execute(stmt, (uid, attempt, payload))
             return True
 
-        return bool(self._run(write))
+        return write
 
     def fetch_points(
         self,

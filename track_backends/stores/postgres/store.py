@@ -27,6 +27,7 @@ from ...query import parse_projection, parse_sort, project
 from ...query.cache import cache_key
 from ...store import Document, Query, check_collection, check_index_keys, check_limit
 from ...uri import StoreURI
+from .connection import PYTHON_SQLSTATE
 from .jsonb import dumps
 from .series import delete_sql
 from .series_store import SeriesMixin
@@ -34,6 +35,7 @@ from .statements import claim_sql, shape
 from .updates import update_shape, update_values
 
 _UPSERT_ATTEMPTS = 5
+_PYTHON = ("python",)
 _DELETE = (
     "WITH gone AS (DELETE FROM {table} t WHERE {where} RETURNING t.uid),"
     " points AS (DELETE FROM {points} p WHERE p.uid IN (SELECT uid FROM gone))"
@@ -209,8 +211,18 @@ class PostgresStore(SeriesMixin):
         if not st.exact:
             return self._claim_in_python(c, query, node, upd, spec)
         params = {**st.params, **subst, **update_values(upd)}
-        run = self._walk if st.walk else self._run
-        row = run(lambda conn: conn.execute(st.text, params).fetchone())
+
+        def claim(conn: psycopg.Connection) -> tuple[Any, ...] | None:
+            try:
+                return conn.execute(st.text, params).fetchone()
+            except psycopg.Error as e:
+                if getattr(e, "sqlstate", None) != PYTHON_SQLSTATE:
+                    raise
+                return _PYTHON  # the chosen document holds a value SQL does not update exactly
+
+        row = (self._walk if st.walk else self._run)(claim)
+        if row is _PYTHON:
+            return self._claim_in_python(c, query, node, upd, spec)
         return row[0] if row else None
 
     def delete(self, collection: str, query: Query) -> int:

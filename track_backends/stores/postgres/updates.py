@@ -14,6 +14,7 @@ compiled statement serves every update of the same shape (:func:`update_shape`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,17 @@ from .fragments import Params
 from .jsonb import dumps
 
 _PUSH = ("$push", "$addToSet")
+_NUMERIC = ("$inc", "$min", "$max")
+
+
+def _kind(op: str, value: Any) -> str | None:
+    """What SQL can do with a numeric update's value: ``"int"``, ``"float"`` (finite), else None."""
+    t = type(value)
+    if t is int:
+        return "int"
+    if t is float and op != "$inc" and math.isfinite(value):
+        return "float"  # float arithmetic stays in Python; comparing finite floats does not
+    return None
 
 
 def compile_update(
@@ -39,8 +51,10 @@ def compile_update(
             :mod:`.functions`).
 
     Returns:
-        The expression, or ``None`` when the update needs Python (``$inc``, whose float
-        arithmetic SQL does not reproduce, and paths with non-ASCII digits).
+        The expression, or ``None`` when the update needs Python (``$inc`` by a float, whose
+        arithmetic SQL does not reproduce, ``$min``/``$max`` by anything but a finite number,
+        and paths with non-ASCII digits). The numeric helpers raise ``TB002`` at run time when
+        the stored value needs Python too (see :mod:`.functions`).
     """
     expr = doc
     for n, (op, parts, value) in enumerate(upd.ops):
@@ -61,6 +75,13 @@ def compile_update(
                 params.named(f"u{n}", dumps(list(value[1])), "jsonb"),
                 sql.SQL("true" if op == "$addToSet" else "false"),
             )
+        elif op in _NUMERIC and _kind(op, value) is not None:
+            v = params.named(f"u{n}", dumps(value), "jsonb")
+            if op == "$inc":
+                expr = sql.SQL("{}({}, {}, {})").format(functions["inc"], expr, params.path(parts), v)
+            else:
+                lower = sql.SQL("true" if op == "$min" else "false")
+                expr = sql.SQL("{}({}, {}, {}, {})").format(functions["minmax"], expr, params.path(parts), v, lower)
         else:
             return None
     return expr
@@ -70,7 +91,7 @@ def update_values(upd: Update) -> dict[str, str]:
     """The ``u<n>`` parameters of :func:`compile_update` for this update's values."""
     out = {}
     for n, (op, _, value) in enumerate(upd.ops):
-        if op == "$set":
+        if op == "$set" or (op in _NUMERIC and _kind(op, value) is not None):
             out[f"u{n}"] = dumps(value)
         elif op in _PUSH:
             out[f"u{n}"] = dumps(list(value[1]))
@@ -78,5 +99,5 @@ def update_values(upd: Update) -> dict[str, str]:
 
 
 def update_shape(upd: Update) -> tuple[Any, ...]:
-    """What :func:`compile_update`'s SQL depends on: the operators and paths, not the values."""
-    return tuple((op, parts) for op, parts, _ in upd.ops)
+    """What :func:`compile_update`'s SQL depends on: operators, paths, kinds of numbers; no values."""
+    return tuple((op, parts, _kind(op, value) if op in _NUMERIC else None) for op, parts, value in upd.ops)
