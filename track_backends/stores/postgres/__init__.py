@@ -4,8 +4,9 @@ Importing this package imports psycopg; the registry does so only when one of th
 first used. The modules, from the bottom up:
 
 * :mod:`.options`: the URI's options, checked once.
-* :mod:`.connection`: the pool, retries on serialization failures (40001) and deadlocks
-  (40P01), and driver errors wrapped into :mod:`track_backends.errors`.
+* :mod:`.connection`: the pools (a second one for claims, whose sessions always walk the
+  index), retries on serialization failures (40001) and deadlocks (40P01), and driver errors
+  wrapped into :mod:`track_backends.errors`.
 * :mod:`.schema`, :mod:`.indexes`, :mod:`.functions`: the storage layout (one
   ``uid, doc jsonb`` table per collection in the URI's ``schema`` with its table ``prefix``),
   its version and migrations, index columns, and the PL/pgSQL helpers that apply updates.
@@ -13,7 +14,9 @@ first used. The modules, from the bottom up:
 * :mod:`.fragments`, :mod:`.sources`, :mod:`.conditions`, :mod:`.regex`, :mod:`.sort`,
   :mod:`.updates`: the compiler from parsed queries, sorts and updates to parameterised SQL.
 * :mod:`.statements`: the statements a store runs, cached per query shape.
-* :mod:`.store`: :class:`PostgresStore`.
+* :mod:`.series`: the metric points tables and their SQL; :mod:`.migrations`: layout upgrades.
+* :mod:`.core`, :mod:`.series_store`, :mod:`.store`: :class:`PostgresStore` (its pools,
+  collections and Python paths; its points primitives; the Store API).
 
 Indexes: a query that pins every path of an index to strings (``{"group_id": g,
 "status.name": {"$in": [...]}}``) is answered through the index. Trials get

@@ -97,7 +97,7 @@ def with_settings(conninfo: str, settings: dict[str, str]) -> str:
 
 
 class Connections:
-    """A lazily opened pool; ``setup`` runs once on a first connection before the pool opens.
+    """A lazily opened pool; ``setup`` (if any) runs once on a first connection before the pool opens.
 
     Attributes:
         retries: How many transactions were retried after a serialization failure or deadlock.
@@ -106,7 +106,7 @@ class Connections:
     def __init__(
         self,
         opts: Options,
-        setup: Callable[[psycopg.Connection], None],
+        setup: Callable[[psycopg.Connection], None] | None,
         *,
         settings: dict[str, str] | None = None,
         name: str = "",
@@ -140,7 +140,8 @@ class Connections:
             raise StoreError(f"cannot open the {opts.scheme} store at {opts.where}: {mask_password(str(e))}") from e
         try:
             _configure(conn)
-            self._setup(conn)
+            if self._setup is not None:
+                self._setup(conn)
         finally:
             conn.close()
 
@@ -159,7 +160,8 @@ class Connections:
         with self._open_lock:
             if self._pool is not None:
                 return self._pool
-            self._first_connection()
+            if self._setup is not None:
+                self._first_connection()
             opts = self.opts
             pool = ConnectionPool(
                 self._conninfo,

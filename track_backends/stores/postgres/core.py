@@ -43,10 +43,6 @@ class NeedsPython(Exception):
     """An update statement found a stored value that only the Python path handles (``TB002``)."""
 
 
-def _ready(conn: psycopg.Connection) -> None:
-    """The claim pool's setup: none (the store's first pool bootstraps the namespace)."""
-
-
 class StoreCore(Store):
     """What :class:`~.store.PostgresStore`'s methods are made of (see the module docstring)."""
 
@@ -65,7 +61,7 @@ class StoreCore(Store):
         self._layout = Layout(opts)
         self._conns = Connections(opts, self._layout.bootstrap)
         self._run = self._conns.run
-        self._walks = None if self.cockroach else Connections(opts, _ready, settings=WALK_SETTINGS, name="-claims")
+        self._walks = None if self.cockroach else Connections(opts, None, settings=WALK_SETTINGS, name="-claims")
         self._walk = self._walks.run if self._walks is not None else self._run
         self._colls = self._layout.collections
         self._stmts = StatementCache()
