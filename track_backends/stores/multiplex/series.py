@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import StoreError
+from ...layout import attempt_of
 from ...query.equality import checksum, same_value
 from ...store import Document, Store
 from .sync import PrimaryReadError, read_primary
@@ -53,10 +54,7 @@ def known_attempts(doc: Document | None) -> set[int]:
     out = {0}
     if not isinstance(doc, dict):
         return out
-    lease = doc.get("lease")
-    token = lease.get("token") if isinstance(lease, dict) else None
-    if type(token) is int and token > 0:
-        out.update(range(1, token + 1))
+    out.update(range(1, attempt_of(doc) + 1))
     for entry in doc.get("previous_attempts") or ():
         t = entry.get("token") if isinstance(entry, dict) else None
         if type(t) is int:
