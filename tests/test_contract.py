@@ -2,16 +2,23 @@
 
 import pytest
 
-from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
+from track_backends.testing import (
+    ArtifactContract,
+    ClaimContract,
+    LeaseContract,
+    PointsContract,
+    ProtocolContract,
+    StoreContract,
+)
 
 
-class TestEphemeral(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
+class TestEphemeral(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract, ArtifactContract):
     @pytest.fixture
     def store_uri(self):
         return "ephemeral:"
 
 
-class TestPickled(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
+class TestPickled(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract, ArtifactContract):
     multiprocess = True
 
     @pytest.fixture
@@ -19,7 +26,7 @@ class TestPickled(StoreContract, ProtocolContract, ClaimContract, LeaseContract,
         return f"pickled://{tmp_path}/store.pkl"
 
 
-class TestFile(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
+class TestFile(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract, ArtifactContract):
     multiprocess = True
 
     @pytest.fixture

@@ -45,6 +45,10 @@ class EncodingError(TrackBackendsError, ValueError):
     """A value cannot be stored: unsupported type, bad key, or out-of-range number."""
 
 
+class ArtifactError(TrackBackendsError, ValueError):
+    """An artifact name, source, media type or metadata cannot be stored."""
+
+
 class DuplicateKeyError(TrackBackendsError):
     """An insert or update would break a unique index (``uid`` is always unique)."""
 

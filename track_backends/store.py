@@ -27,10 +27,13 @@ from __future__ import annotations
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from typing import Any, Self
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Self
 
-from .errors import QueryError
+from .errors import QueryError, StoreError
+
+if TYPE_CHECKING:
+    from .blobs import BlobStat, BlobWriter
 
 Document = dict[str, Any]
 Query = dict[str, Any] | None
@@ -41,6 +44,9 @@ GROUPS = "groups"
 TRIALS = "trials"
 DEFAULT_INDEXES: dict[str, list[tuple[tuple[str, ...], bool]]] = {
     TRIALS: [(("group_id", "status.name"), False), (("hash",), False)],
+    "artifacts": [(("trial",), False)],
+    "history": [(("trial",), False)],
+    "traces": [(("trial",), False)],
 }
 """Indexes every store creates on first use of a collection (``uid`` is always unique)."""
 
@@ -234,6 +240,43 @@ class Store(ABC):
         from .stores.buckets import delete_points
 
         return delete_points(self, collection, uids)
+
+    # -- blobs (content-addressed bytes behind artifacts; see track_backends.blobs) -------------
+    def blob_writer(self) -> BlobWriter:
+        """Start an upload of a blob; its bytes become visible under their sha256 on commit.
+
+        Raises:
+            StoreError: The store keeps no blobs (the default for plugin stores).
+        """
+        raise StoreError(f"{type(self).__name__} keeps no blobs (artifacts are not supported)")
+
+    def open_blob(self, sha256: str) -> IO[bytes]:
+        """Open a stored blob's bytes for reading (unverified: wrap it in a ``VerifiedReader``).
+
+        Raises:
+            NotFoundError: No blob has that address.
+            QueryError: ``sha256`` is not 64 lower-case hex digits.
+        """
+        raise StoreError(f"{type(self).__name__} keeps no blobs (artifacts are not supported)")
+
+    def stat_blob(self, sha256: str) -> BlobStat | None:
+        """Return a stored blob's address, size and store time, or ``None`` if it is absent."""
+        raise StoreError(f"{type(self).__name__} keeps no blobs (artifacts are not supported)")
+
+    def delete_blob(self, sha256: str) -> bool:
+        """Delete a blob whatever references it (``gc`` decides); return whether it existed."""
+        raise StoreError(f"{type(self).__name__} keeps no blobs (artifacts are not supported)")
+
+    def list_blobs(self) -> Iterator[BlobStat]:
+        """Yield every stored blob, in no particular order (uploads in progress are not listed)."""
+        raise StoreError(f"{type(self).__name__} keeps no blobs (artifacts are not supported)")
+
+    def clean_uploads(self, older_than: float) -> int:
+        """Remove leftovers of uploads that died before ``older_than`` (epoch seconds); return how many.
+
+        Stores whose uploads leave nothing behind when they fail (a transaction, memory) return 0.
+        """
+        return 0
 
     def now(self) -> float:
         """The store's clock, in seconds since the epoch: it decides when leases expire.

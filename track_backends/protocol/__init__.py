@@ -7,16 +7,17 @@ the store, so the same semantics hold on every backend, and
 * :mod:`.core`: projects, groups, trials, queries, and fencing of reserved trials' writes.
 * :mod:`.leases`: ``reserve_trial``, ``heartbeat``, ``run_trial``, ``requeue_stale``.
 * :mod:`.metrics`: points beside the trial, summaries in it, ``fetch_metrics``, ``fetch_trials``.
+* :mod:`.artifacts`: ``put_artifact``, ``open_artifact``, ``list_artifacts``, ``delete_artifact``.
 """
 
 from __future__ import annotations
 
+from .artifacts import ArtifactInfo, ArtifactsProtocol
 from .leases import DEFAULT_LEASE, default_owner
-from .metrics import MetricsProtocol
 from .updates import GROUP_UPDATES, TRIAL_UPDATES
 
 
-class DocumentProtocol(MetricsProtocol):
+class DocumentProtocol(ArtifactsProtocol):
     """track's persistence Protocol over any :class:`~track_backends.store.Store`.
 
     Args:
@@ -24,4 +25,4 @@ class DocumentProtocol(MetricsProtocol):
     """
 
 
-__all__ = ["DEFAULT_LEASE", "GROUP_UPDATES", "TRIAL_UPDATES", "DocumentProtocol", "default_owner"]
+__all__ = ["ArtifactInfo", "DEFAULT_LEASE", "GROUP_UPDATES", "TRIAL_UPDATES", "DocumentProtocol", "default_owner"]

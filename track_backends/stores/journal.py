@@ -40,6 +40,7 @@ from typing import Any
 
 from ..errors import CorruptStoreError, LockTimeoutError, StoreError, StoreUnavailableError
 from ..store import DEFAULT_INDEXES
+from .blobdir import DirectoryBlobs
 from .codecs import CODECS, EMPTY, FORMAT_VERSION, BadFrame, check_header, header_line, write_file
 from .filelock import FileLock
 from .gcpause import gc_paused
@@ -64,7 +65,7 @@ def _check_arguments(codec: str, lock_timeout: float, compact_bytes: int) -> Non
         raise ValueError(f"compact_bytes must be an int >= 0, got {compact_bytes!r}")
 
 
-class JournalStore(MemoryStore):
+class JournalStore(DirectoryBlobs, MemoryStore):
     """A durable, multi-process store: an in-memory engine plus an append-only journal file.
 
     Opening and reading never modify the journal file: a missing file is created with its header

@@ -38,6 +38,7 @@ from ..query.update import Update
 from ..store import TRIALS, Document, Query, Store, check_collection, check_index_keys, check_limit
 from .collection import Collection, CompiledQuery
 from .gcpause import gc_paused
+from .memblobs import MemoryBlobs
 from .points import check_points, check_range
 
 _GC_PAUSE_DOCS = 256  # copying out this many documents pauses the cyclic GC
@@ -107,7 +108,7 @@ def upgrade_layout(colls: dict[str, Collection]) -> int:
     return n
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryBlobs, Store):
     """A thread-safe, indexed, copy-isolated store held in process memory (``ephemeral:``)."""
 
     scheme = "ephemeral"

@@ -15,6 +15,6 @@ registered). Set ``multiprocess = True`` on the class when other processes can o
 pytest collects the inherited ``test_*`` methods. Importing this package imports pytest.
 """
 
-from .contract import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
+from .contract import ArtifactContract, ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
 
-__all__ = ["ClaimContract", "LeaseContract", "PointsContract", "ProtocolContract", "StoreContract"]
+__all__ = ["ArtifactContract", "ClaimContract", "LeaseContract", "PointsContract", "ProtocolContract", "StoreContract"]
