@@ -64,7 +64,7 @@ def collect_garbage(
     *,
     grace: float = DEFAULT_GRACE,
     dry_run: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> GcReport:
     """Delete blobs that nothing references and that are older than ``grace`` seconds.
 
@@ -72,7 +72,8 @@ def collect_garbage(
         store: The store to clean.
         grace: Keep unreferenced blobs (and upload leftovers) younger than this, in seconds.
         dry_run: Count what would be deleted, delete nothing.
-        progress: Called with 1 for each blob examined (e.g. a progress bar's ``update``).
+        progress: Called as ``progress(label, done, total)`` as blobs are examined (see
+            :func:`track_backends.migrate.progress.make_progress`).
 
     Returns:
         A :class:`GcReport`.
@@ -85,7 +86,8 @@ def collect_garbage(
     report = GcReport(dry_run=dry_run)
     cutoff = store.now() - grace
     keep = referenced_blobs(store)
-    for stat in store.list_blobs():
+    blobs = list(store.list_blobs())
+    for stat in blobs:
         report.blobs += 1
         if stat.sha256 in keep:
             report.referenced += 1
@@ -95,7 +97,7 @@ def collect_garbage(
             report.deleted += 1
             report.freed += stat.size
         if progress is not None:
-            progress(1)
+            progress("blobs", report.blobs, len(blobs))
     if not dry_run:
         report.uploads = store.clean_uploads(cutoff)
     return report
