@@ -432,3 +432,27 @@ def test_cli_history_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(json.loads(capsys.readouterr().out)["history"]) == 1
     assert main([*argv, "--no-history"]) == 0
     assert json.loads(capsys.readouterr().out)["history"] == []
+
+
+def test_artifacts_phase_compares_with_a_raw_copy(tmp_path: Path) -> None:
+    uris = ["ephemeral:", f"file://{tmp_path}/bench.jsonl"]
+    report = bench.run(uris, [50], levels=["store"], repeats=1, artifact_mib=3)
+    mem, journal = report["artifacts"]
+    assert (mem["store"], mem["reference"], mem["up_ratio"]) == ("ephemeral", None, None)
+    assert journal["reference"] == "ref:copy" and journal["mib"] == 3
+    for key in ("up_mib_s", "down_mib_s", "ref_up_mib_s", "ref_down_mib_s"):
+        assert journal[key] > 0
+    assert journal["up_ratio"] == pytest.approx(journal["up_mib_s"] / journal["ref_up_mib_s"])
+    checks = [c for c in report["checks"] if c["level"] == "artifacts"]
+    assert [c["store"] for c in checks] == ["file", "file"] and all(c["status"] in ("PASS", "MISS") for c in checks)
+    assert "artifacts: put_artifact" in bench.format_report(report)
+    assert list(tmp_path.glob("*")) == []  # scratch files and stores are removed
+
+
+def test_cli_artifact_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "ephemeral:", "--n", "50", "--repeat", "1", "--workers", "0", "--no-peers", "--json", "-q"]
+    assert main([*argv, "--no-history", "--artifact-mib", "2"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["artifacts"]
+    assert row["mib"] == 2 and row["up_mib_s"] > 0
+    assert main([*argv, "--no-history", "--artifact-mib", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["artifacts"] == []

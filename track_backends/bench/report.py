@@ -311,6 +311,10 @@ def format_report(report: dict[str, Any], *, checks: bool = False) -> str:
     ]
     if report.get("history"):
         parts += ["", _history_table(report["history"])]
+    if report.get("artifacts"):
+        from .artifacts import artifacts_table
+
+        parts += ["", artifacts_table(report["artifacts"])]
     if report.get("workers"):
         parts += ["", "concurrent claims: K processes claim from one store until none is left (each trial once)"]
         wh = ["store", "n", "workers", "claims/s", "speedup", "per worker", "note"]

@@ -22,6 +22,7 @@ from ..store import TRIALS, Store
 from ..uri import StoreURI, parse_uri
 from . import peers as peers_mod
 from . import references, workers
+from .artifacts import artifacts_row, check_artifacts
 from .history import history as history_phase
 from .history import pymongo_insert_many
 from .report import JOURNAL_SCHEMES, check_history, check_targets, flatness, kind
@@ -308,6 +309,7 @@ def run(
     progress: Progress | None = None,
     history: bool = False,
     history_points: int = 100_000,
+    artifact_mib: int = 0,
 ) -> dict[str, Any]:
     """Run the benchmark and return its report (what ``--json`` prints).
 
@@ -322,6 +324,7 @@ def run(
         progress: Called with a line of text before each measurement.
         history: Also run the history phase (metric points at scale, :mod:`.history`).
         history_points: Points in the history phase's long series.
+        artifact_mib: Also run the artifacts phase (:mod:`.artifacts`) with this many MiB; 0: not.
 
     Returns:
         ``{"meta", "rows", "workers", "flatness", "checks", "notes"}``. Each row has ``store, uri,
@@ -360,6 +363,7 @@ def run(
     rows: list[dict[str, Any]] = []
     wrows: list[dict[str, Any]] = []
     hrows: list[dict[str, Any]] = []
+    arows: list[dict[str, Any]] = []
     notes: list[str] = []
     meta = _meta(ns, levels, ks, repeats, no_gc)
     try:
@@ -400,6 +404,8 @@ def run(
                         wrows.extend(_workers_rows(target, n, ks, repeats, say))
                 if history:
                     hrows.append(_history_row(target, history_points, say))
+                if artifact_mib:
+                    arows.append(artifacts_row(target, artifact_mib, say))
             if peers:
                 rows.extend(_peer_rows(ns, repeats, say, notes))
     finally:
@@ -412,8 +418,11 @@ def run(
         "rows": rows,
         "workers": wrows,
         "history": hrows,
+        "artifacts": arows,
         "flatness": flat,
-        "checks": check_targets(rows, flat, wrows if ks else None) + check_history(hrows, rows),
+        "checks": check_targets(rows, flat, wrows if ks else None)
+        + check_history(hrows, rows)
+        + check_artifacts(arows),
         "notes": notes,
     }
 

@@ -73,6 +73,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="points in the history phase's long series (default: 100000)",
     )
+    p.add_argument(
+        "--artifact-mib",
+        type=int,
+        default=64,
+        metavar="MIB",
+        help="size of the artifact in the artifacts phase (default: 64; 0 skips the phase)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -93,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         history=not args.no_history,
         history_points=args.history_points,
+        artifact_mib=args.artifact_mib,
     )
     if args.plot:
         bench.plot_report(report, args.plot)
