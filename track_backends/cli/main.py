@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import TrackBackendsError
 from ..uri import mask_password
-from . import bench, best, export, gc, ls, migrate, plot, replay, requeue, serve, show, token, tree, ui
+from . import artifact, bench, best, export, gc, ls, migrate, plot, replay, requeue, serve, show, token, tree, ui
 from .common import FORMATTER, PROG, URI_HELP, Handler
 
-_SUBCOMMANDS = (bench, ls, show, best, tree, export, plot, ui, serve, token, migrate, replay, requeue, gc)
+_SUBCOMMANDS = (bench, ls, show, best, tree, export, plot, ui, serve, token, migrate, replay, requeue, gc, artifact)
 
 COMMANDS: dict[str, Handler] = {m.NAME: m.run for m in _SUBCOMMANDS}
 """Subcommand name -> handler; each handler gets the parsed arguments and returns an exit code."""

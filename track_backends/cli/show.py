@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import NotFoundError
 from ..layout import attempt_of
+from ..protocol.artifacts import ARTIFACTS
 from ..store import TRIALS, Document, Store
 from ..uri import parse_uri
 from .common import FORMATTER, URI_HELP, open_existing
@@ -41,6 +42,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help='also print its metric points, as "metrics": {name: [[step, value], ...]} in logging order '
         "(the current attempt's, and those logged outside any reservation). " + _NON_FINITE_HELP,
+    )
+    p.add_argument(
+        "--artifacts",
+        action="store_true",
+        help='also list its artifacts, as "artifacts": [{name, sha256, size, media_type, metadata, created}]',
     )
     return p
 
@@ -85,5 +91,9 @@ def run(args: argparse.Namespace) -> int:
             uid = doc["uid"]
             series = store.fetch_points(TRIALS, [uid], attempts={uid: attempt_of(doc)}).get(uid, {})
             doc["metrics"] = {name: [[step, value] for step, value in pairs] for name, pairs in series.items()}
+        if args.artifacts:
+            keep = ("name", "sha256", "size", "media_type", "metadata", "created")
+            refs = store.find(ARTIFACTS, {"trial": doc["uid"]}, sort=[("name", 1)])
+            doc["artifacts"] = [{k: a.get(k) for k in keep} for a in refs]
     print(json.dumps(json_safe(doc), indent=2, sort_keys=True, allow_nan=False))
     return 0
