@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import queue
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import IO, Any, NamedTuple, Self
@@ -52,6 +54,53 @@ def check_sha(sha256: Any) -> str:
     return sha256
 
 
+class _Hasher:
+    """A running sha256 that hashes big chunks on a helper thread, beside the caller's writes.
+
+    ``hashlib`` releases the GIL while it hashes a large buffer, so an upload hashes one chunk
+    while the store writes it, instead of one after the other. Chunks stay in order (one thread,
+    one FIFO queue); a mutable buffer is copied first, since the caller may reuse it; at most
+    :data:`_QUEUED` chunks wait, which bounds the memory held.
+    """
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._queue: queue.Queue[bytes | memoryview | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        if self._queue is None:
+            if len(data) < _THREADED:
+                self._sha.update(data)
+                return
+            self._queue = queue.Queue(_QUEUED)
+            self._thread = threading.Thread(target=self._run, name="blob-sha256", daemon=True)
+            self._thread.start()
+        if not (type(data) is bytes or (isinstance(data, memoryview) and data.readonly)):
+            data = bytes(data)
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            self._sha.update(chunk)
+
+    def stop(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+
+    def hexdigest(self) -> str:
+        self.stop()
+        return self._sha.hexdigest()
+
+
+_THREADED = 256 << 10
+"""Chunks this big (or bigger) are hashed on a helper thread."""
+_QUEUED = 4
+
+
 class BlobWriter(ABC):
     """An upload in progress. Write bytes, then :meth:`commit` (or :meth:`abort`).
 
@@ -61,7 +110,7 @@ class BlobWriter(ABC):
     """
 
     def __init__(self) -> None:
-        self._hash = hashlib.sha256()
+        self._hash = _Hasher()
         self.size = 0
         self._done = False
 
@@ -94,6 +143,7 @@ class BlobWriter(ABC):
         """Drop the upload; nothing of it becomes visible. Harmless after commit or abort."""
         if not self._done:
             self._done = True
+            self._hash.stop()
             self._abort()
 
     @abstractmethod

@@ -5,7 +5,8 @@ content at ``<first two hex digits>/<sha256>``. An upload writes ``tmp/<random>.
 it, renames it to its address (an atomic step: a reader sees the whole file or none) and fsyncs
 the directory, so a process killed half-way leaves only an invisible ``.part`` file, removed by
 ``track-backends gc`` once it is older than the grace period. Two processes that store the same
-bytes at once both rename onto the same address, which is harmless.
+bytes at once both rename onto the same address, which is harmless. With the journal's
+``fsync=false`` the fsyncs are skipped (faster, and unsafe on power loss, like its own writes).
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def _makedirs(path: str) -> None:
 
 
 class _FileWriter(BlobWriter):
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, fsync: bool) -> None:
         super().__init__()
         self._root = root
+        self._fsync = fsync
         tmp = os.path.join(root, TMP)
         try:
             _makedirs(tmp)
@@ -67,7 +69,8 @@ class _FileWriter(BlobWriter):
         final = os.path.join(final_dir, sha256)
         try:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if self._fsync:
+                os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
             if os.path.exists(final):  # stored already: touch it, so gc's grace period covers it
@@ -76,7 +79,8 @@ class _FileWriter(BlobWriter):
             else:
                 _makedirs(final_dir)
                 os.replace(self._tmp, final)
-                _fsync_dir(final_dir)
+                if self._fsync:
+                    _fsync_dir(final_dir)
             return os.stat(final).st_mtime
         except OSError as e:
             raise StoreError(f"cannot store blob {sha256} in {self._root}: {e.strerror or e}") from e
@@ -98,6 +102,7 @@ class DirectoryBlobs:
     """
 
     path: str
+    fsync: bool
 
     @property
     def blob_root(self) -> str:
@@ -109,7 +114,7 @@ class DirectoryBlobs:
 
     def blob_writer(self) -> BlobWriter:
         """Start an upload into a temporary file of the blob directory."""
-        return _FileWriter(self.blob_root)
+        return _FileWriter(self.blob_root, self.fsync)
 
     def open_blob(self, sha256: str) -> IO[bytes]:
         """Open a blob's file for reading."""
