@@ -22,7 +22,7 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import IO, Any, NamedTuple, Self
+from typing import IO, Any, NamedTuple, Protocol, Self
 
 from .errors import CorruptStoreError, QueryError
 
@@ -247,7 +247,14 @@ class VerifiedReader(io.RawIOBase):
             super().close()
 
 
-def iter_chunks(stream: IO[bytes], size: int = CHUNK_SIZE) -> Iterator[bytes]:
+class Readable(Protocol):
+    """Anything with a binary ``read(size)``: files, sockets' streams, ``io.BytesIO``, HTTP bodies."""
+
+    def read(self, size: int = -1, /) -> bytes | None:
+        """Return at most ``size`` bytes; ``b""`` at the end."""
+
+
+def iter_chunks(stream: Readable, size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield a binary stream's bytes in chunks of at most ``size`` bytes."""
     while True:
         data = stream.read(size)

@@ -11,6 +11,9 @@ XSS = "<script>alert(1)</script>"
 XSS_VALUE = "<img src=x onerror=alert(2)>"
 LRS = [0.1, 0.03, 0.01, 0.003, 0.001, 0.0003]
 STEPS = 25
+ARTIFACT = "step,loss\n" + "".join(f"{s},{1.0 / (s + 1)}\n" for s in range(STEPS))
+ARTIFACT = ARTIFACT.encode()  # type: ignore[assignment]
+XSS_ARTIFACT = "<img src=x onerror=alert(3)>.txt"
 """Points of the ``loss`` curve of each sweep trial."""
 
 
@@ -25,8 +28,8 @@ def fill(uri: str) -> dict[str, Any]:
         return fill_protocol(proto)
 
 
-def fill_protocol(proto: DocumentProtocol) -> dict[str, Any]:
-    """Fill an empty store and return what the tests expect to see.
+def fill_protocol(proto: DocumentProtocol, artifacts: bool = True) -> dict[str, Any]:
+    """Fill an empty store and return what the tests expect to see (two artifacts on ``curve``).
 
     Returns:
         ``{"group", "total", "sweep", "best", "xss", "nan", "curve", "curve_points", "leased"}``:
@@ -58,6 +61,9 @@ def fill_protocol(proto: DocumentProtocol) -> dict[str, Any]:
     nan = Trial({"lr": float("inf"), "tag": "nan"}, group_id="not-a-stored-group")
     proto.new_trial(nan)
     proto.log_trial_metrics_batch(nan, {"loss": [(0, float("nan")), (1, float("inf")), (2, 1.0)]})
+    if artifacts:
+        proto.put_artifact(uids[0], "plots/loss.csv", ARTIFACT, metadata={"rows": STEPS})
+        proto.put_artifact(uids[0], XSS_ARTIFACT, b"hostile name")
     hostile = proto.new_trial_group(TrialGroup("<b>bold</b>", project_id="mnist"))
     proto.new_trial(Trial({"lr": 0.4}, project_id="mnist", group_id=hostile.uid))
     return {

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import seed
 from conftest import Dashboard
 
 
@@ -95,6 +96,23 @@ def test_trial_detail_and_curves(dashboard: Dashboard) -> None:
     assert missing.status_code == 404 and strict(missing)["error"] == "NotFound"
 
 
+def test_trial_artifacts_list_and_download(dashboard: Dashboard) -> None:
+    uid = dashboard.expected["curve"]
+    arts = strict(get(dashboard, f"/api/trial/{uid}"))["artifacts"]
+    assert [a["name"] for a in arts] == [seed.XSS_ARTIFACT, "plots/loss.csv"]
+    assert arts[1]["size"] == len(seed.ARTIFACT) and arts[1]["media_type"] == "text/csv"
+    r = get(dashboard, f"/api/artifact/{uid}", name="plots/loss.csv")
+    assert r.status_code == 200 and r.content == seed.ARTIFACT
+    assert r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-disposition"] == "attachment; filename*=UTF-8''loss.csv"
+    assert get(dashboard, f"/api/artifact/{uid}", name=seed.XSS_ARTIFACT).content == b"hostile name"
+    missing = get(dashboard, f"/api/artifact/{uid}", name="nope.txt")
+    assert missing.status_code == 404 and strict(missing)["error"] == "NotFound"
+    bad = get(dashboard, f"/api/artifact/{uid}", name="../../etc/passwd")
+    assert bad.status_code == 400 and strict(bad)["error"] == "BadRequest"
+    assert strict(get(dashboard, f"/api/trial/{dashboard.expected['nan']}"))["artifacts"] == []
+
+
 def test_overview_and_group(dashboard: Dashboard) -> None:
     body = strict(get(dashboard, "/api/overview"))
     assert body["all"]["total"] == 12
@@ -113,7 +131,9 @@ def test_overview_and_group(dashboard: Dashboard) -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-@pytest.mark.parametrize("path", ["/", "/api/trials", "/api/overview", "/api/trial/x", "/static/app.js"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api/trials", "/api/overview", "/api/trial/x", "/api/artifact/x?name=a", "/static/app.js"]
+)
 def test_read_only(dashboard: Dashboard, method: str, path: str) -> None:
     r = httpx.request(method, dashboard.url + path.lstrip("/"), timeout=10)
     assert r.status_code == 405

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import seed
 from conftest import Dashboard, Watched, playwright_expect
 from seed import XSS, XSS_VALUE
 
@@ -140,6 +141,23 @@ def test_trial_page_draws_the_curve(ui: Watched, dashboard: Dashboard) -> None:
     ui.page.mouse.up()
     assert ui.page.evaluate("window.__dashboardCharts['trial:loss'].scales.x.max") < 24
     ui.shot("trial-zoomed")
+    assert ui.problems() == []
+
+
+def test_trial_page_lists_artifacts_with_download_links(ui: Watched, dashboard: Dashboard) -> None:
+    ui.open(f"#/trial/{quote(dashboard.expected['curve'])}")
+    table = ui.page.locator("table.artifacts")
+    assert table.locator("tbody tr").count() == 2
+    text = table.inner_text()
+    assert seed.XSS_ARTIFACT in text and "plots/loss.csv" in text and "text/csv" in text
+    assert ui.page.locator("img").count() == 0  # the hostile name is text, not markup
+    link = table.locator("a", has_text="plots/loss.csv")
+    with ui.page.expect_download() as download:
+        link.click()
+    path = download.value.path()
+    assert download.value.suggested_filename == "loss.csv" and open(path, "rb").read() == seed.ARTIFACT
+    ui.open(f"#/trial/{quote(dashboard.expected['nan'])}")
+    assert "no artifacts" in ui.page.locator('section[data-section="artifacts"]').inner_text()
     assert ui.problems() == []
 
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ..blobs import CHUNK_SIZE, VerifiedReader, iter_chunks
+from ..blobs import CHUNK_SIZE, Readable, VerifiedReader, iter_chunks
 from ..encoding import prepare_document
 from ..errors import ArtifactError, CorruptStoreError, EncodingError, NotFoundError
 from ..model import Trial
@@ -168,7 +168,7 @@ class ArtifactsProtocol(MetricsProtocol):
         self,
         trial: Trial | str,
         name: str,
-        source: bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes],
+        source: bytes | bytearray | memoryview | str | os.PathLike[str] | Readable,
         *,
         media_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,

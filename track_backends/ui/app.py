@@ -9,7 +9,9 @@ Routes (all ``GET``; any other method answers 405):
 * ``/api/config``: the polling interval.
 * ``/api/overview``: projects, groups and trial counts by status.
 * ``/api/trials?q=&sort=&dir=&page=&size=``: one page of the trials table.
-* ``/api/trial/{uid}?max_points=``: one trial and its curves.
+* ``/api/trial/{uid}?max_points=``: one trial, its curves and its artifacts.
+* ``/api/artifact/{uid}?name=``: an artifact's content, streamed and verified (a download;
+  a damaged artifact ends the response early, so the browser reports a failed download).
 * ``/api/group/{gid}``: a group, its counts and the scatter's axes.
 * ``/api/scatter?q=&x=&y=``: points for the scatter.
 
@@ -21,20 +23,22 @@ the store fails.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import NotFoundError, QueryError, StoreError
+from ..blobs import CHUNK_SIZE
+from ..errors import ArtifactError, NotFoundError, QueryError, StoreError
 from ..protocol import DocumentProtocol
 from ..uri import mask_password
 from . import data
@@ -146,6 +150,27 @@ class Dashboard:
             )
         )
 
+    def artifact(self, request: Request) -> Response:
+        uid, name = request.path_params["uid"], request.query_params.get("name", "")
+        try:
+            with self._lock:
+                info = self.proto.get_artifact(uid, name)
+                stream = self.proto.open_artifact(uid, name)
+        except Exception as e:  # noqa: BLE001 - error_response re-raises what it does not map
+            return error_response(e if not isinstance(e, ArtifactError) else data.BadRequest(str(e)))
+
+        def chunks() -> Iterator[bytes]:
+            with stream:
+                while chunk := stream.read(CHUNK_SIZE):
+                    yield chunk
+
+        filename = quote(name.rsplit("/", 1)[-1])
+        headers = {
+            "content-length": str(info.size),
+            "content-disposition": f"attachment; filename*=UTF-8''{filename}",
+        }
+        return StreamingResponse(chunks(), media_type=info.media_type, headers=headers)
+
     def group(self, request: Request) -> Response:
         return self._call(lambda: data.group_view(self.store, request.path_params["gid"]))
 
@@ -176,6 +201,7 @@ def create_app(proto: DocumentProtocol, poll: float = 4.0) -> Starlette:
         Route("/api/overview", d.overview, methods=get),
         Route("/api/trials", d.trials, methods=get),
         Route("/api/trial/{uid:path}", d.trial, methods=get),
+        Route("/api/artifact/{uid:path}", d.artifact, methods=get),
         Route("/api/group/{gid:path}", d.group, methods=get),
         Route("/api/scatter", d.scatter, methods=get),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),

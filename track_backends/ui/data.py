@@ -241,7 +241,7 @@ def _series(points: list[tuple[Any, Any]], max_points: int) -> dict[str, Any]:
 
 
 def trial_detail(proto: DocumentProtocol, uid: str, max_points: int = 10_000) -> dict[str, Any]:
-    """One trial's document, its lease as seen by the store's clock, and its curves.
+    """One trial's document, its lease as seen by the store's clock, its curves and its artifacts.
 
     Args:
         proto: The Protocol over the store.
@@ -256,7 +256,11 @@ def trial_detail(proto: DocumentProtocol, uid: str, max_points: int = 10_000) ->
         raise NotFoundError(f"no trial with uid {uid!r}")
     series = proto.fetch_metrics(Trial.from_doc(doc))
     curves = {name: _series(points, max_points) for name, points in series.items()}
-    return {"trial": doc, "now": proto.store.now(), "metrics": curves}
+    artifacts = [
+        {"name": a.name, "size": a.size, "media_type": a.media_type, "sha256": a.sha256, "created": a.created}
+        for a in proto.list_artifacts(uid)
+    ]
+    return {"trial": doc, "now": proto.store.now(), "metrics": curves, "artifacts": artifacts}
 
 
 def group_view(store: Store, gid: str) -> dict[str, Any]:

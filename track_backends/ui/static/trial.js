@@ -35,6 +35,20 @@ TB.views = TB.views || {};
     return TB.table(cols, names.map((n) => Object.assign({ metric: n }, summary[n])), "summary");
   }
 
+  function artifactsTable(uid, artifacts) {
+    if (!artifacts || !artifacts.length) return el("p", { class: "muted", text: "no artifacts" });
+    const head = el("tr", {}, ["name", "size", "media type", "sha256"].map((c) => el("th", { text: c })));
+    const rows = artifacts.map((a) => el("tr", {},
+      el("td", {}, el("a", {
+        href: "/api/artifact/" + encodeURIComponent(uid) + "?name=" + encodeURIComponent(a.name),
+        download: a.name.split("/").pop(), text: a.name,
+      })),
+      el("td", { class: "num", text: TB.fmt(a.size) }),
+      el("td", { text: a.media_type }),
+      el("td", {}, el("code", { title: a.sha256, text: a.sha256.slice(0, 12) }))));
+    return el("table", { class: "artifacts" }, el("thead", {}, head), el("tbody", {}, rows));
+  }
+
   function trialView(uid) {
     const head = el("div");
     const details = el("div", { class: "grid" });
@@ -74,7 +88,7 @@ TB.views = TB.views || {};
 
     async function refresh() {
       const d = await TB.api("/api/trial/" + encodeURIComponent(uid));
-      const sig = JSON.stringify([d.trial, d.metrics]);
+      const sig = JSON.stringify([d.trial, d.metrics, d.artifacts]);
       if (sig === last) return; // unchanged: keep the DOM, the zoom and any text selection
       last = sig;
       const t = d.trial;
@@ -87,6 +101,7 @@ TB.views = TB.views || {};
       for (const [k, v] of Object.entries(t)) if (!KNOWN.includes(k)) other[k] = v;
       TB.fill(details,
         section("Parameters", TB.kvTable(t.parameters, "parameters")),
+        section("Artifacts", artifactsTable(t.uid, d.artifacts)),
         section("Metric summary", summaryTable(t.metric_summary)),
         section("Status", TB.kvTable(t.status, "status")),
         section("Lease", leaseTable(t.lease, d.now)),
