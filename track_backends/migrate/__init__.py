@@ -40,12 +40,15 @@ Verification: after the copy, the selection is read again page by page; each sou
 looked up in the destination by uid (a bumped trial by its ``metadata.migrated_from``) and
 compared by checksum. It fails when a document is missing, or differs without this run having
 kept it on purpose. It also catches a destination that does not store a value faithfully:
-PostgreSQL's JSONB, for example, turns ``-0.0`` into ``0.0``.
+PostgreSQL's JSONB, for example, turns ``-0.0`` into ``0.0``. Each blob that a selected
+artifact or cache entry references must be in the destination with its size.
 
 Memory: one page of documents, plus the uids of the conflicts this run skipped, plus (with
 ``query``) the distinct referenced group and project ids, plus, when the source is an in-process
 engine, a sorted list of its uids (see :func:`iter_pages`), plus the metric points of one page of
-trials on each side (lower ``batch`` for trials with very long histories).
+trials on each side (lower ``batch`` for trials with very long histories), plus the distinct
+addresses of the selected blobs (and, with ``query``, the uids of the selected trials). Blobs
+are streamed in chunks, never held whole.
 
 Dry run: nothing is written and a ``pickled:`` or ``file:`` destination that does not exist is not
 created (opening a server store may still create its empty bookkeeping tables).
