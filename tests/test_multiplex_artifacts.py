@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,9 +123,10 @@ def test_a_replay_makes_the_mirror_hold_what_the_primary_holds_now() -> None:
 def test_clean_uploads_runs_everywhere(tmp_path: Any) -> None:
     primary, mirror = JournalStore(tmp_path / "p.pkl"), JournalStore(tmp_path / "m.pkl")
     with MultiplexStore(primary, [mirror]) as store:
-        for s in (primary, mirror):
-            w = s.blob_writer()
-            w.write(b"dead upload")  # never committed nor aborted: a process killed half-way
+        for s in (primary, mirror):  # what an upload killed half-way leaves
+            tmp = Path(s.blob_root) / "tmp"
+            tmp.mkdir(parents=True)
+            (tmp / "dead.part").write_bytes(b"dead upload")
         assert store.clean_uploads(older_than=2e9) == 2
         assert store.clean_uploads(older_than=2e9) == 0
 

@@ -42,8 +42,8 @@ def _short(shas: list[str]) -> str:
     return ", ".join(s[:16] + "..." for s in shas[:5]) + (f" and {len(shas) - 5} more" if len(shas) > 5 else "")
 
 
-def _attempt_all(mirroring: Mirroring, shas: list[str], action_name: str, action: Callable[[Store], Any]) -> None:
-    """Run ``action(store)`` on every mirror per the policy; record misses as blob entries.
+def _attempt_all(mirroring: Mirroring, shas: list[str], deleting: bool, action: Callable[[Store], Any]) -> None:
+    """Run ``action(store)`` (a copy, or a deletion) on every mirror per the policy; record misses as blob entries.
 
     Raises:
         MirrorError: Under the strict policy, a mirror missed it (after the miss is recorded).
@@ -54,15 +54,16 @@ def _attempt_all(mirroring: Mirroring, shas: list[str], action_name: str, action
 
     def error(m: Mirror, reason: str) -> MirrorError:
         return MirrorError(
-            f"mirror {m.name} failed: {reason}; it missed {action_name} blob(s) {_short(shas)} "
+            f"mirror {m.name} failed: {reason}; it missed {missed} {_short(shas)} "
             f"(recorded in the outbox {mirroring.where}; run track-backends replay)",
             mirror=m.name,
             missed=[(BLOBS, s) for s in shas],
             outbox=mirroring.outbox.path,
         )
 
+    missed = "the deletion of blob(s)" if deleting else "blob(s)"
     errors: list[MirrorError] = []
-    what = f"{action_name} blob {shas[0][:16]}..."
+    what = f"{'deleting' if deleting else 'copying'} blob {shas[0][:16]}..."
     for m in mirroring.mirrors:
         if mirroring.attempt(m, action, what=what, record=record, error=error, errors=errors):
             mirroring.succeeded(m)
@@ -82,7 +83,7 @@ def mirror_blob(mirroring: Mirroring, sha256: str) -> None:
     def copy(store: Store) -> None:
         copy_blob(primary, store, sha256)
 
-    _attempt_all(mirroring, [sha256], "copying", copy)
+    _attempt_all(mirroring, [sha256], False, copy)
 
 
 def delete_blob(mirroring: Mirroring, sha256: str) -> bool:
@@ -100,7 +101,7 @@ def delete_blob(mirroring: Mirroring, sha256: str) -> bool:
         def delete(store: Store) -> None:
             store.delete_blob(sha256)
 
-        _attempt_all(mirroring, [sha256], "deleting", delete)
+        _attempt_all(mirroring, [sha256], True, delete)
     return existed
 
 
