@@ -222,7 +222,15 @@ def test_progress_and_cli(tmp_path: Path, capsys: Any) -> None:
     assert main(["migrate", src_uri, dst_uri, "-q"]) == 0
     printed = capsys.readouterr().out
     assert f"blobs: {n} in the source, {n} copied" in printed and "verification: OK" in printed
+    with open_store(src_uri) as src, src.blob_writer() as w:
+        w.write(b"referenced by nothing")
+    assert main(["migrate", src_uri, dst_uri, "-q", "--all-blobs"]) == 0
+    printed = capsys.readouterr().out
+    assert f"blobs: {n + 1} in the source, 1 copied" in printed and f"{n} already there" in printed
     with JournalStore(tmp_path / "dst.jsonl", "file") as dst, JournalStore(tmp_path / "mirror.pkl") as mirror:
+        assert _sha(b"referenced by nothing") in _blobs(mirror)
+        dst.delete_blob(_sha(b"referenced by nothing"))
+        mirror.delete_blob(_sha(b"referenced by nothing"))
         assert _blobs(dst) == _blobs(mirror) == distinct(want)
         with open_store(src_uri) as src:
             assert_artifacts(src, mirror, want)
