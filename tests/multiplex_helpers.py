@@ -7,6 +7,7 @@ from typing import Any
 
 from track_backends import errors
 from track_backends.model import Trial
+from track_backends.protocol.artifacts import ARTIFACTS
 from track_backends.query.equality import same_value
 from track_backends.store import GROUPS, PROJECTS, TRIALS, Store
 from track_backends.stores.memory import MemoryStore
@@ -14,7 +15,7 @@ from track_backends.stores.multiplex.series import as_lists, read_by_attempt
 from track_backends.testing.base import snapshot
 from track_backends.testing.data import COLL
 
-COLLECTIONS = (TRIALS, GROUPS, PROJECTS, COLL)
+COLLECTIONS = (TRIALS, GROUPS, PROJECTS, COLL, ARTIFACTS)
 PENDING = {"status.name": {"$in": ["Created", "Interrupted"]}}
 
 
@@ -34,6 +35,20 @@ def assert_mirrored(primary: Store, *mirrors: Store) -> None:
             assert same_value(snapshot(m, coll), expected), f"{m!r} differs from the primary in {coll!r}"
             got = series_by_attempt(m, coll, docs)
             assert same_value(got, points), f"{m!r} holds other points than the primary in {coll!r}"
+
+
+def blob_sizes(store: Store) -> dict[str, int]:
+    return {b.sha256: b.size for b in store.list_blobs()}
+
+
+def assert_blobs_mirrored(primary: Store, *mirrors: Store) -> None:
+    """Every mirror holds exactly the primary's blobs, with the same bytes."""
+    expected = blob_sizes(primary)
+    for m in mirrors:
+        assert blob_sizes(m) == expected, f"{m!r} holds other blobs than the primary"
+        for sha in expected:
+            with primary.open_blob(sha) as a, m.open_blob(sha) as b:
+                assert a.read() == b.read(), f"{m!r} holds other bytes for blob {sha}"
 
 
 class Flaky(MemoryStore):
@@ -59,6 +74,18 @@ class Flaky(MemoryStore):
     def _writing(self) -> Any:
         self._gate()
         return super()._writing()
+
+    def blob_writer(self) -> Any:
+        self._gate()
+        return super().blob_writer()
+
+    def stat_blob(self, sha256: str) -> Any:
+        self._gate()
+        return super().stat_blob(sha256)
+
+    def delete_blob(self, sha256: str) -> bool:
+        self._gate()
+        return super().delete_blob(sha256)
 
     def close(self) -> None:
         if self.mode == "hang":

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from multiplex_helpers import PENDING, Flaky, assert_mirrored, new_trials
+from multiplex_helpers import PENDING, Flaky, assert_blobs_mirrored, assert_mirrored, new_trials
 
 from track_backends import errors
 from track_backends.cli import main
@@ -33,14 +33,21 @@ from track_backends.stores.multiplex import (
     multiplex_uri,
     parse_multiplex,
 )
-from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
+from track_backends.testing import (
+    ArtifactContract,
+    ClaimContract,
+    LeaseContract,
+    PointsContract,
+    ProtocolContract,
+    StoreContract,
+)
 from track_backends.testing.base import snapshot
 from track_backends.testing.data import COLL
 
 
 # -- the contract suite on multiplex: ---------------------------------------------------------------
 class _CheckMirrors:
-    """After each contract test, the mirrors must hold what the primary holds."""
+    """After each contract test, the mirrors must hold what the primary holds (documents, points, blobs)."""
 
     @pytest.fixture
     def store(self, store_uri: str) -> Iterator[Store]:
@@ -49,6 +56,7 @@ class _CheckMirrors:
         yield s
         if not s.closed:
             assert_mirrored(s.primary, *(m.store for m in s.mirrors))  # type: ignore[misc]
+            assert_blobs_mirrored(s.primary, *(m.store for m in s.mirrors))  # type: ignore[misc]
         s.close()
 
     @pytest.fixture
@@ -57,11 +65,12 @@ class _CheckMirrors:
         yield p
         if not p.store.closed:
             assert_mirrored(p.store.primary, *(m.store for m in p.store.mirrors))
+            assert_blobs_mirrored(p.store.primary, *(m.store for m in p.store.mirrors))
         p.close()
 
 
 class TestMultiplexEphemeral(
-    _CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract
+    _CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract, ArtifactContract
 ):
     @pytest.fixture
     def store_uri(self) -> str:
@@ -69,7 +78,7 @@ class TestMultiplexEphemeral(
 
 
 class TestMultiplexPickled(
-    _CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract
+    _CheckMirrors, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract, ArtifactContract
 ):
     multiprocess = True
     claim_trials = 600
@@ -81,6 +90,7 @@ class TestMultiplexPickled(
         with JournalStore(tmp_path / "p.pkl") as p, JournalStore(tmp_path / "m.pkl") as m:
             with JournalStore(tmp_path / "m.jsonl", "file") as f:
                 assert_mirrored(p, m, f)
+                assert_blobs_mirrored(p, m, f)
 
 
 # -- mirroring --------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""``track-backends migrate SRC DST``: copy projects, groups and trials, then verify.
+"""``track-backends migrate SRC DST``: copy projects, groups, trials and artifacts, then verify.
 
-Exit status: 0 copied and verified, 1 a document was refused or verification found a mismatch,
-2 an error (bad argument, unreachable store, a conflict under ``--on-conflict fail``), 130
-interrupted.
+Exit status: 0 copied and verified, 1 a document was refused, a blob could not be copied, or
+verification found a mismatch, 2 an error (bad argument, unreachable store, a conflict under
+``--on-conflict fail``), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``migrate`` subparser to the command line's subparsers."""
     p = sub.add_parser(
         NAME,
-        help="copy projects, groups and trials from one store to another, then verify",
-        description="Copy projects, groups and trials from SRC to DST in batches (upserting by uid, so reruns "
-        "are no-ops and an interrupted run resumes), then verify counts and per-document checksums. "
-        "Exit status: 0 copied and verified, 1 a document was refused or verification found a mismatch, "
-        "2 an error (bad argument, unreachable store, a conflict under --on-conflict fail).",
+        help="copy projects, groups, trials and artifacts from one store to another, then verify",
+        description="Copy projects, groups and trials (with their metric points) from SRC to DST in batches "
+        "(upserting by uid, so reruns are no-ops and an interrupted run resumes), then the blobs that artifacts "
+        "and cache entries reference (each distinct content once, skipping those DST has), then those "
+        "references; then verify counts, per-document checksums and that each referenced blob is in DST with "
+        "its size. Exit status: 0 copied and verified, 1 a document was refused, a blob could not be copied or "
+        "verification found a mismatch, 2 an error (bad argument, unreachable store, a conflict under "
+        "--on-conflict fail).",
         epilog=URI_HELP,
         formatter_class=FORMATTER,
     )
@@ -44,6 +47,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="same uid, other content: keep the destination's (skip, default), replace it (overwrite), "
         "store the trial as its next revision (bump), or stop (fail)",
     )
+    p.add_argument(
+        "--all-blobs",
+        action="store_true",
+        help="also copy the blobs that no copied document references (e.g. before a gc)",
+    )
     p.add_argument("--dry-run", action="store_true", help="report what would be copied without writing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -61,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             on_conflict=args.on_conflict,
             dry_run=args.dry_run,
             progress=progress,
+            all_blobs=args.all_blobs,
         )
     except KeyboardInterrupt:
         print(f"{PROG} {NAME}: interrupted; run the same command again to resume", file=sys.stderr)

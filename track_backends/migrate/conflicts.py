@@ -29,7 +29,7 @@ from ..model import trial_uid
 from ..query.equality import STORE_FIELDS, diff_update
 from ..store import TRIALS, Document, Store
 from .checksums import MIGRATED_FROM, bump_checksum
-from .paging import COLLECTIONS
+from .paging import ALL_COLLECTIONS
 from .report import CollectionReport
 
 ON_CONFLICT: tuple[str, ...] = ("skip", "overwrite", "bump", "fail")
@@ -99,7 +99,7 @@ class ConflictResolver:
         self.dst = dst
         self.policy = policy
         self.dry_run = dry_run
-        self.kept: dict[str, set[str]] = {c: set() for c in COLLECTIONS}
+        self.kept: dict[str, set[str]] = {c: set() for c in ALL_COLLECTIONS}
         self.bumped: dict[str, str | None] = {}
 
     def check(self, collection: str, uid: str) -> None:

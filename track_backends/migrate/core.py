@@ -10,9 +10,10 @@ from ..errors import DuplicateKeyError, EncodingError, NotFoundError, QueryError
 from ..registry import open_store
 from ..store import TRIALS, Document, Store
 from ..uri import StoreURI, parse_uri
+from .blobs import BlobCopier, retarget
 from .checksums import document_checksum, strip_store_fields
 from .conflicts import ON_CONFLICT, ConflictResolver
-from .paging import COLLECTIONS, DEFAULT_BATCH, Filters, iter_pages, selection
+from .paging import ALL_COLLECTIONS, COLLECTIONS, DEFAULT_BATCH, REFERENCE_COLLECTIONS, Filters, iter_pages, selection
 from .points import SeriesCopier
 from .progress import Progress
 from .report import CollectionReport, MigrationReport
@@ -36,6 +37,7 @@ class _Migration:
         self.batch = batch
         self.progress = progress
         self.series = SeriesCopier(src, dst, conflicts, self.dry_run)
+        self.blobs = BlobCopier(src, dst, self.dry_run, batch, progress)
 
     def _existing(self, coll: str, docs: list[Document]) -> dict[str, Document]:
         return {d["uid"]: d for d in self.dst.find(coll, {"uid": {"$in": [d["uid"] for d in docs]}})}
@@ -64,6 +66,8 @@ class _Migration:
 
     def _page(self, coll: str, page: list[Document], rep: CollectionReport, retry: bool = True) -> None:
         docs = [strip_store_fields(d) for d in page]
+        if coll in REFERENCE_COLLECTIONS and retry:  # (a retried document is retargeted already)
+            docs = retarget(self.conflicts, coll, docs, rep)
         existing = self._existing(coll, docs)
         new: list[Document] = []
         conflicts: list[tuple[Document, Document]] = []
@@ -116,6 +120,11 @@ class _Migration:
         for f in filters:
             for page in iter_pages(self.src, coll, f, self.batch):
                 docs = [strip_store_fields(d) for d in page]
+                if coll in REFERENCE_COLLECTIONS:
+                    n = len(docs)
+                    docs = retarget(self.conflicts, coll, docs, None)
+                    rep.scanned += n - len(docs)  # kept with their trial
+                    rep.kept += n - len(docs)
                 found = self._existing(coll, docs)
                 for d in docs:
                     self._check(coll, d, found.get(d["uid"]), rep)
@@ -207,20 +216,26 @@ def _validate(src: str | Store, dst: str | Store, query: Any, batch: Any, on_con
         raise MigrationError("the source and the destination are the same store")
 
 
-def _run(job: _Migration, report: MigrationReport, filters: Filters, verify: bool) -> None:
-    for coll in COLLECTIONS:
+def _run(job: _Migration, report: MigrationReport, filters: Filters, verify: bool, all_blobs: bool) -> None:
+    for coll in ALL_COLLECTIONS:
         rep = report.collections[coll] = CollectionReport(coll)
         rep.source = sum(job.src.count(coll, f) for f in filters[coll])
     for coll in COLLECTIONS:
+        job.copy(coll, filters[coll], report.collections[coll])
+    job.blobs.collect(filters)
+    job.blobs.copy(report.blobs, all_blobs)  # before the references, which must find them
+    for coll in REFERENCE_COLLECTIONS:
         job.copy(coll, filters[coll], report.collections[coll])
     if job.dry_run:
         return
     job.dst.commit()
     if verify:
-        for coll in COLLECTIONS:
+        for coll in ALL_COLLECTIONS:
             job.verify(coll, filters[coll], report.collections[coll])
+        job.blobs.verify(report.blobs)
         reps = report.collections.values()
-        report.verification = not any(c.missing or c.differing or c.series_differing for c in reps)
+        bad_blobs = report.blobs.missing or report.blobs.differing
+        report.verification = not bad_blobs and not any(c.missing or c.differing or c.series_differing for c in reps)
 
 
 def migrate(
@@ -233,8 +248,9 @@ def migrate(
     dry_run: bool = False,
     verify: bool = True,
     progress: Progress | None = None,
+    all_blobs: bool = False,
 ) -> MigrationReport:
-    """Copy projects, groups and trials from ``src`` to ``dst``, then verify the copy.
+    """Copy projects, groups, trials and their artifacts from ``src`` to ``dst``, then verify the copy.
 
     See :mod:`track_backends.migrate` for what is selected, how conflicts are resolved and how
     the copy is verified. Running it again is a no-op; after an interruption it resumes.
@@ -248,7 +264,8 @@ def migrate(
         on_conflict: ``"skip"``, ``"overwrite"``, ``"bump"`` or ``"fail"``.
         dry_run: Count what would happen without writing anything (no verification).
         verify: Verify counts and checksums at the end.
-        progress: Called as ``progress(label, done, total)`` after each page.
+        progress: Called as ``progress(label, done, total)`` after each page (and each blob).
+        all_blobs: Also copy the source's blobs that no selected document references.
 
     Returns:
         The report; ``report.ok`` is false when a document was refused or verification failed.
@@ -257,7 +274,8 @@ def migrate(
         MigrationError: ``batch`` or ``on_conflict`` is invalid, or ``src`` and ``dst`` are the same.
         MigrationConflictError: ``on_conflict="fail"`` and a conflict was found.
         QueryError: ``query`` is malformed.
-        StoreError: A store failed (its subclasses for unavailable servers, lock timeouts...).
+        StoreError: A store failed (its subclasses for unavailable servers, lock timeouts...), or
+            blobs are to be copied and one of the stores keeps none.
     """
     _validate(src, dst, query, batch, on_conflict)
     start = time.monotonic()
@@ -268,7 +286,8 @@ def migrate(
         try:
             filters = selection(src_store, query, batch)
             resolver = ConflictResolver(src_store, dst_store, on_conflict, dry_run)
-            _run(_Migration(src_store, dst_store, resolver, batch, progress), report, filters, verify)
+            job = _Migration(src_store, dst_store, resolver, batch, progress)
+            _run(job, report, filters, verify, all_blobs)
         finally:
             if isinstance(dst, str):
                 dst_store.close()

@@ -10,7 +10,10 @@ Selection:
   groups they reference (``group_id``) and the projects that those trials and groups reference
   (``project_id``). Finding the references takes one extra pass over the matching trials that
   reads only ``uid``, ``group_id`` and ``project_id``; it holds the *distinct* referenced ids in
-  memory, not the trials.
+  memory, and the uids of the matching trials, not the trials.
+* the documents of the reference collections (:data:`REFERENCE_COLLECTIONS`: artifacts, cache
+  entries) follow the trial they name in their ``trial`` field; one that names no trial follows
+  the group it names in ``group_id``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..blobs import REFERENCES
 from ..errors import StoreError
 from ..store import GROUPS, PROJECTS, TRIALS, Document, Store
 
 COLLECTIONS: tuple[str, ...] = (PROJECTS, GROUPS, TRIALS)
-"""The collections a migration copies, in the order it copies them (parents first)."""
+"""The data model's collections, copied first, in this order (parents first)."""
+
+REFERENCE_COLLECTIONS: tuple[str, ...] = REFERENCES
+"""The collections whose documents reference blobs (artifacts, cache), copied after those blobs."""
+
+ALL_COLLECTIONS: tuple[str, ...] = COLLECTIONS + REFERENCE_COLLECTIONS
+"""Every collection a migration copies, in the order it copies them."""
 
 DEFAULT_BATCH = 500
 """Documents per page read and per ``insert_many`` written."""
@@ -113,14 +123,16 @@ def selection(src: Store, query: dict[str, Any] | None, batch: int) -> Filters:
         batch: The page size of the reference pass, and the size of each ``uid $in`` filter.
 
     Returns:
-        For each of :data:`COLLECTIONS`, filters whose union is the selection (see the module
-        docstring).
+        For each of :data:`ALL_COLLECTIONS`, filters whose union is the selection (see the
+        module docstring).
     """
     if query is None:
-        return {c: [None] for c in COLLECTIONS}
+        return {c: [None] for c in ALL_COLLECTIONS}
     groups: set[str] = set()
     projects: set[str] = set()
+    trials: list[str] = []
     for page in iter_pages(src, TRIALS, query, batch, ["group_id", "project_id"]):
+        trials += [d["uid"] for d in page]
         for d in page:
             if type(d.get("group_id")) is str:
                 groups.add(d["group_id"])
@@ -129,8 +141,13 @@ def selection(src: Store, query: dict[str, Any] | None, batch: int) -> Filters:
     for chunk in _chunks(sorted(groups), batch):
         for page in iter_pages(src, GROUPS, {"uid": {"$in": chunk}}, batch, ["project_id"]):
             projects.update(d["project_id"] for d in page if type(d.get("project_id")) is str)
+    references: list[dict[str, Any] | None] = [{"trial": {"$in": c}} for c in _chunks(trials, batch)]
+    references += [
+        {"$and": [{"trial": {"$exists": False}}, {"group_id": {"$in": c}}]} for c in _chunks(sorted(groups), batch)
+    ]
     return {
         PROJECTS: [{"uid": {"$in": c}} for c in _chunks(sorted(projects), batch)],
         GROUPS: [{"uid": {"$in": c}} for c in _chunks(sorted(groups), batch)],
         TRIALS: [query],
+        **{c: list(references) for c in REFERENCE_COLLECTIONS},
     }

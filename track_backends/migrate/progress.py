@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import IO, Any
 
 Progress = Callable[[str, int, int], None]
-"""``progress(label, done, total)``: called after each page; labels are a collection name, or
-``"verify <collection>"`` during verification."""
+"""``progress(label, done, total)``: called after each page; labels are a collection name (or
+``"blobs"``, called after each blob), or ``"verify <collection>"`` during verification."""
 
 
 class LineProgress:
@@ -59,7 +59,8 @@ class BarProgress:
             from tqdm import tqdm
 
             self._label = label
-            self._bar = tqdm(total=total, desc=label, unit="doc", file=self.stream or sys.stderr, leave=True)
+            unit = "blob" if label.endswith("blobs") else "doc"
+            self._bar = tqdm(total=total, desc=label, unit=unit, file=self.stream or sys.stderr, leave=True)
         bar = self._bar
         if bar.total != total:
             bar.total = total

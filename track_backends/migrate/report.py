@@ -1,4 +1,4 @@
-"""What a migration did: per-collection counts, the verification verdict, a printable summary."""
+"""What a migration did: per-collection and blob counts, the verification verdict, a printable summary."""
 
 from __future__ import annotations
 
@@ -97,6 +97,68 @@ class CollectionReport:
 
 
 @dataclass
+class BlobReport:
+    """What a migration did with blobs (the content behind artifacts and cache entries).
+
+    Attributes:
+        source: Distinct blobs the selected reference documents name (plus, with
+            ``all_blobs``, every other blob of the source).
+        copied: Blobs written to the destination (or, in a dry run, that would be).
+        skipped: Blobs the destination already held (nothing written).
+        failed: Blobs that could not be copied (missing or damaged in the source); see ``problems``.
+        bytes_copied: Bytes of the copied blobs.
+        bytes_skipped: Bytes of the skipped blobs.
+        verified: Referenced blobs found in the destination with the right size.
+        missing: Referenced blobs missing from the destination.
+        differing: Referenced blobs in the destination with another size.
+        problems: The first :data:`MAX_PROBLEMS` messages about failed or mismatched blobs.
+    """
+
+    source: int = 0
+    copied: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes_copied: int = 0
+    bytes_skipped: int = 0
+    verified: int = 0
+    missing: int = 0
+    differing: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, message: str) -> None:
+        """Record a problem message (only the first :data:`MAX_PROBLEMS` are kept)."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(message)
+
+    def fail(self, message: str) -> None:
+        """Count a blob that could not be copied, and record why."""
+        self.failed += 1
+        self.problem(message)
+
+    def line(self, verified: bool) -> str:
+        """One summary line."""
+        text = (
+            f"blobs: {self.source} in the source, {self.copied} copied ({_size(self.bytes_copied)}), "
+            f"{self.skipped} already there ({_size(self.bytes_skipped)}), {self.failed} failed"
+        )
+        if verified:
+            text += f"; verified {self.verified}, missing {self.missing}, wrong size {self.differing}"
+        return text
+
+
+def _size(n: int) -> str:
+    """A byte count for people: ``512 bytes``, ``1.5 MiB``."""
+    if n < 1024:
+        return f"{n} bytes"
+    value = n / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+@dataclass
 class MigrationReport:
     """The outcome of :func:`~track_backends.migrate.migrate`.
 
@@ -107,7 +169,8 @@ class MigrationReport:
         dry_run: Nothing was written; the counts say what would have happened.
         verification: ``True`` when every check passed, ``False`` on a mismatch, ``None`` when
             verification did not run (dry run, or ``verify=False``).
-        collections: Per collection (:data:`~track_backends.migrate.COLLECTIONS`), what happened.
+        collections: Per collection (:data:`~track_backends.migrate.ALL_COLLECTIONS`), what happened.
+        blobs: What happened to the blobs the copied documents reference.
         seconds: Wall time of the migration.
     """
 
@@ -117,12 +180,14 @@ class MigrationReport:
     dry_run: bool
     verification: bool | None = None
     collections: dict[str, CollectionReport] = field(default_factory=dict)
+    blobs: BlobReport = field(default_factory=BlobReport)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """No write failed and verification (when it ran) passed."""
-        return self.verification is not False and not any(c.failed for c in self.collections.values())
+        failed = any(c.failed for c in self.collections.values()) or self.blobs.failed
+        return self.verification is not False and not failed
 
     def total(self, attr: str) -> int:
         """Sum of one counter over the collections, e.g. ``report.total("copied")``."""
@@ -141,6 +206,7 @@ class MigrationReport:
             "collections": {
                 name: {k: v for k, v in vars(c).items() if k != "name"} for name, c in self.collections.items()
             },
+            "blobs": dict(vars(self.blobs)),
         }
 
     def summary(self) -> str:
@@ -149,10 +215,15 @@ class MigrationReport:
         lines = [f"{what}: {self.source} -> {self.destination} (on conflict: {self.on_conflict})"]
         lines += self._table()
         lines += self._points()
+        if self.blobs.source:
+            lines.append(self.blobs.line(self.verification is not None))
         lines.append(self._verdict())
         lines += self._notes()
+        lines += [f"blobs: {p}" for p in self.blobs.problems]
         if any(c.failed for c in self.collections.values()):
             lines.append(f"failed: {self.total('failed')} documents were refused by the destination")
+        if self.blobs.failed:
+            lines.append(f"failed: {self.blobs.failed} blobs could not be copied")
         lines.append(f"time: {self.seconds:.2f} s")
         return "\n".join(lines)
 
@@ -183,14 +254,18 @@ class MigrationReport:
     def _verdict(self) -> str:
         if self.verification is None:
             return "verification: not run" + (" (dry run)" if self.dry_run else "")
+        blobs = self.blobs
         if self.verification:
-            return f"verification: OK ({self.total('scanned')} source documents: counts and checksums match)"
+            also = f", {blobs.verified} blobs present with their sizes" if blobs.source else ""
+            return f"verification: OK ({self.total('scanned')} source documents: counts and checksums match{also})"
         bad = [
             f"{c.name}: {c.missing} missing, {c.differing} differing"
             + (f", {c.series_differing} with other points" if c.series_differing else "")
             for c in self.collections.values()
             if c.missing or c.differing or c.series_differing
         ]
+        if blobs.missing or blobs.differing:
+            bad.append(f"blobs: {blobs.missing} missing, {blobs.differing} with the wrong size")
         return "verification: MISMATCH (" + ("; ".join(bad) or "counts differ") + ")"
 
     def _notes(self) -> list[str]:

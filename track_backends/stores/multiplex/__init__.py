@@ -37,6 +37,11 @@ stays written once: :class:`~track_backends.multiplexer.ProtocolMultiplexer` is
   no mirror is written. Then each mirror gets the primary's updated document and the same
   points. A miss is recorded as a ``points`` entry, whose replay replaces the mirror's points of
   that uid with the primary's, attempt by attempt (idempotent). See :mod:`.points`.
+* **Blobs** (artifacts' content; reads come from the primary): an upload goes to the primary;
+  once the primary has committed it, it is copied (streamed from the primary, verified) to each
+  mirror. A miss is recorded as a ``blob`` entry by sha256, whose replay copies the blob from the
+  primary, or deletes it from the mirror if the primary no longer has it. ``delete_blob`` runs
+  on the primary, then on the mirrors. See :mod:`.blobs`.
 * **The outbox** (:class:`~.outbox.Outbox`) records ``(mirror, collection, uid)``, not
   documents: replaying re-reads the current document from the primary. Its file is the
   ``outbox`` argument, else ``<primary file>.outbox`` for a ``pickled:``/``file:`` primary, else
@@ -56,10 +61,10 @@ URIs with the password masked.
 
 Modules: :mod:`.store` (:class:`MultiplexStore`), :mod:`.mirroring` (propagating writes and
 draining the outbox, per the policy), :mod:`.sync` (bringing one store in line with the
-primary), :mod:`.points` (mirroring metric points), :mod:`.series` (a series per attempt: read,
-compared, written whole), :mod:`.state` (per-mirror state and backoff, :class:`MirrorStatus`,
-:class:`MirrorError`), :mod:`.outbox`, :mod:`.uri` (``multiplex:`` URIs) and :mod:`.open`
-(opening the stores; the registry's factory).
+primary), :mod:`.points` (mirroring metric points), :mod:`.blobs` (mirroring blobs),
+:mod:`.series` (a series per attempt: read, compared, written whole), :mod:`.state` (per-mirror
+state and backoff, :class:`MirrorStatus`, :class:`MirrorError`), :mod:`.outbox`,
+:mod:`.uri` (``multiplex:`` URIs) and :mod:`.open` (opening the stores; the registry's factory).
 """
 
 from .open import from_uri, open_multiplex

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+from ...blobs import copy_blob
 from ...errors import LockTimeoutError, StoreUnavailableError, TrackBackendsError
 from ...store import Store
 from ..filelock import FileLock
@@ -120,7 +121,7 @@ class Mirroring:
     def record(
         self, mirror: Mirror, collection: str, uids: Sequence[str], error: str, locked: bool = True, kind: str = "doc"
     ) -> None:
-        """Put uids in the outbox for ``mirror``: their documents (``kind="doc"``) or their points.
+        """Put uids in the outbox for ``mirror``: their documents (``kind="doc"``), points or blobs (sha256s).
 
         Raises:
             MirrorError: Even the outbox failed (a miss is never dropped silently).
@@ -128,6 +129,8 @@ class Mirroring:
         try:
             if kind == "points":
                 self.outbox.record_points(mirror.name, collection, uids, error, bump=not locked)
+            elif kind == "blob":
+                self.outbox.record_blobs(mirror.name, collection, uids, error, bump=not locked)
             else:
                 self.outbox.record(mirror.name, collection, uids, error, bump=not locked)
         except Exception as e:
@@ -357,18 +360,23 @@ class Mirroring:
         return replayed
 
     def _replay_batch(self, mirror: Mirror, batch: list[Entry]) -> bool:
-        """Replay entries: indexes, then documents (whole), then points (each uid's replaced whole)."""
+        """Replay entries: indexes, blobs, then documents (whole), then points (each uid's replaced whole)."""
         docs: dict[str, list[str]] = {}
         points: dict[str, list[str]] = {}
         indexes: list[Entry] = []
+        blobs: dict[str, bool] = {}
         for entry in batch:
             if entry.kind == "index":
                 indexes.append(entry)
+            elif entry.kind == "blob":
+                blobs[entry.uid] = False
             else:
                 (points if entry.kind == "points" else docs).setdefault(entry.collection, []).append(entry.uid)
         try:
             current = {c: read_primary(self.primary, c, uids) for c, uids in docs.items()}
             series = {c: read_series(self.primary, c, uids) for c, uids in points.items()}
+            for sha in blobs:
+                blobs[sha] = _primary_has(self.primary, sha)
         except PrimaryReadError as e:
             raise StoreUnavailableError(
                 f"cannot replay the outbox: the primary {self.primary_name} cannot be read: {one_line(e.error)}"
@@ -379,6 +387,8 @@ class Mirroring:
             store = mirror.get()
             for ix in indexes:
                 store.ensure_index(ix.collection, list(ix.keys), unique=ix.unique)
+            for sha, present in blobs.items():
+                replay_blob(self.primary, present, store, sha)
             for c, uids in docs.items():
                 sync(store, c, uids, current[c], False)
             for c, by_uid in series.items():
@@ -435,6 +445,30 @@ class Mirroring:
 
 def _commit(store: Store) -> None:
     store.commit()
+
+
+def _primary_has(primary: Store, sha256: str) -> bool:
+    """Whether the primary holds a blob.
+
+    Raises:
+        PrimaryReadError: The primary cannot be asked.
+    """
+    try:
+        return primary.stat_blob(sha256) is not None
+    except Exception as e:
+        raise PrimaryReadError(e) from e
+
+
+def replay_blob(primary: Store, present: bool, store: Store, sha256: str) -> None:
+    """Make a mirror agree with the primary about one blob: copy it if ``present``, else delete it.
+
+    Raises:
+        Exception: Whatever the stores raise (the entry then stays in the outbox).
+    """
+    if present:
+        copy_blob(primary, store, sha256)
+    else:
+        store.delete_blob(sha256)
 
 
 __all__ = ["DRAIN_PER_WRITE", "Mirroring", "MirroringLock"]

@@ -1,4 +1,4 @@
-"""The durable outbox of the multiplexer: which documents each mirror still has to receive.
+"""The durable outbox of the multiplexer: which documents (and blobs) each mirror still has to receive.
 
 An entry names a mirror, a collection and a document uid, never the document itself: replaying
 an entry re-reads the *current* document from the primary (or finds it gone and deletes it on the
@@ -77,8 +77,9 @@ class Entry:
         key: The entry's uid in the outbox.
         mirror: The mirror's name (its URI with the password masked).
         collection: The collection.
-        kind: ``"doc"``, ``"points"`` (the document's points) or ``"index"``.
-        uid: The document's uid (``kind="doc"`` or ``"points"``), else ``""``.
+        kind: ``"doc"``, ``"points"`` (the document's points), ``"blob"`` or ``"index"``.
+        uid: The document's uid (``kind="doc"`` or ``"points"``), the blob's sha256
+            (``kind="blob"``), else ``""``.
         keys: The index paths (``kind="index"``), else ``()``.
         unique: Whether the index is unique.
         seq: Incremented at each recorded failure; removal is guarded by it.
@@ -210,6 +211,18 @@ class Outbox:
         keys = {entry_key(mirror, collection, "points", u): {"doc_uid": u} for u in uids}
         self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "points", "rank": 2}, bump)
 
+    def record_blobs(self, mirror: str, collection: str, shas: Iterable[str], error: str, *, bump: bool = True) -> None:
+        """Record that ``mirror`` missed blobs, by sha256 (``bump`` as in :meth:`record`).
+
+        Replaying the entry copies the blob from the primary if the primary holds it, and
+        deletes it from the mirror otherwise (idempotent). Blob entries replay before documents.
+
+        Raises:
+            StoreError: The outbox could not be written.
+        """
+        keys = {entry_key(mirror, collection, "blob", s): {"doc_uid": s} for s in shas}
+        self._record(keys, error, {"mirror": mirror, "collection": collection, "kind": "blob", "rank": 0.5}, bump)
+
     def record_index(
         self, mirror: str, collection: str, keys: Sequence[str], unique: bool, error: str, *, bump: bool = True
     ) -> None:
@@ -288,7 +301,7 @@ class Outbox:
 
     # -- replaying -------------------------------------------------------------------------------
     def pending(self, mirror: str, limit: int | None = None) -> list[Entry]:
-        """Return the mirror's entries: indexes, then documents, then points; oldest failure first.
+        """Return the mirror's entries: indexes, blobs, documents, then points; oldest failure first.
 
         (Entries written before points were mirrored have no ``rank`` and come first.)
         """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Any
 from ...errors import InvalidURIError, StoreError
 from ...store import Store
 from ...uri import StoreURI, mask_password
+
+_OPENING = threading.Lock()
 
 POLICIES = ("strict", "best_effort")
 DEFAULT_POLICY = "best_effort"
@@ -140,8 +143,10 @@ class Mirror:
         if self.store is None:
             from ...registry import open_store
 
-            assert self.uri is not None
-            self.store = open_store(self.uri)
+            with _OPENING:  # blob copies run outside the mirroring lock: open it once
+                if self.store is None:
+                    assert self.uri is not None
+                    self.store = open_store(self.uri)
         return self.store
 
     def backing_off(self, now: float) -> bool:

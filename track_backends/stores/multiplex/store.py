@@ -18,6 +18,7 @@ from ...store import Document, Query, Store, check_collection
 from ...uri import mask_password
 from ..journal import JournalStore
 from ..memory import MemoryStore
+from .blobs import MultiplexBlobs
 from .mirroring import Mirroring
 from .outbox import Outbox, open_outbox
 from .points import append_points as mirror_append
@@ -75,7 +76,7 @@ def _mirrors(given: Sequence[Store | Mirror], names: Sequence[str] | None) -> li
     return out
 
 
-class MultiplexStore(Store):
+class MultiplexStore(MultiplexBlobs, Store):
     """A store that writes to a primary and mirrors every touched document to other stores.
 
     See :mod:`track_backends.stores.multiplex` for the semantics. The multiplexer owns the
