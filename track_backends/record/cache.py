@@ -136,6 +136,8 @@ def load_value(store: Store, doc: dict[str, Any], where: str) -> Any:
         RecordError: The entry's serializer is not registered in this process.
     """
     serializer = get_serializer(doc.get("serializer", ""))
+    if not isinstance(doc.get("sha256"), str) or not isinstance(doc.get("size"), int):
+        raise CorruptStoreError(f"{where} is marked done but references no blob")
     try:
         raw = store.open_blob(doc["sha256"])
     except NotFoundError as e:
