@@ -32,14 +32,23 @@ MAX_DEPTH = 4
 _SCALARS = (type(None), bool, str)
 
 
-def storable(value: Any) -> Any:
-    """``value`` as a store can hold it: exactly when possible, else :func:`summarize`'s summary."""
+def storable(value: Any, _depth: int = 0) -> Any:
+    """``value`` as a store can hold it: exactly where possible, the rest as :func:`summarize` summaries.
+
+    Dicts, lists and tuples that hold something unstorable keep their storable parts exactly
+    (keys are made storable); only the unstorable values in them are summarised.
+    """
     t = type(value)
     if t is float or t is bool or value is None or (t is int and INT64_MIN <= value <= INT64_MAX):
         return value
     try:
         return encode(value)
     except EncodingError:
+        if _depth < MAX_DEPTH * 8:
+            if isinstance(value, dict):
+                return {_key(k): storable(v, _depth + 1) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [storable(v, _depth + 1) for v in value]
         return summarize(value)
 
 
