@@ -22,7 +22,17 @@ from __future__ import annotations
 
 from .cache import CACHE, Cached, CacheEntry, cached
 from .common import RecordError
-from .recorder import HISTORY, HistoryEntry, Recorder, always, every_nth, load_call_artifact, load_history, record
+from .recorder import (
+    HISTORY,
+    HistoryEntry,
+    Recorder,
+    StoreArtifact,
+    always,
+    every_nth,
+    load_call_artifact,
+    load_history,
+    record,
+)
 from .serializers import Serializer, get_serializer, register_serializer
 from .summary import storable, summarize
 from .tracing import TRACES, Tracer, TraceRecord, get_trace, trace, tracing
@@ -37,6 +47,7 @@ __all__ = [
     "RecordError",
     "Recorder",
     "Serializer",
+    "StoreArtifact",
     "TraceRecord",
     "Tracer",
     "always",

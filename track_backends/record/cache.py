@@ -142,7 +142,7 @@ def load_value(store: Store, doc: dict[str, Any], where: str) -> Any:
         raw = store.open_blob(doc["sha256"])
     except NotFoundError as e:
         raise CorruptStoreError(f"{where} refers to blob {doc['sha256']}, which is missing") from e
-    with io.BufferedReader(VerifiedReader(raw, doc["sha256"], doc["size"], where), CHUNK_SIZE) as reader:  # type: ignore[arg-type]
+    with io.BufferedReader(VerifiedReader(raw, doc["sha256"], doc["size"], where), CHUNK_SIZE) as reader:
         try:
             value = serializer.load(reader)
         except Exception:

@@ -9,8 +9,9 @@ the calls that ``save_condition(value, params, call_number)`` selects as documen
 
 * ``params`` is the call's single argument when ``fn`` is called with exactly one positional
   argument (an objective function's parameter vector), else a dict of the bound arguments by
-  name. ``params`` and ``value`` are stored exactly when the store can hold them (NumPy arrays
-  become lists, NaN stays NaN); other objects are stored as a summary (type and short repr).
+  name. ``params`` and ``value`` are stored exactly where the store can hold them (NumPy arrays
+  become lists, NaN stays NaN); objects it cannot hold are stored as a summary (type and short
+  repr, see :func:`~track_backends.record.summary.storable`): store those as artifacts instead.
 * Call numbers start at 0 for a trial and **continue after the highest call number already
   stored for the trial**, so a recorder made after a restart appends to the history. Calls that
   were not saved before the restart are not counted. Use one recorder per trial at a time.
@@ -37,14 +38,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from ..protocol.artifacts import check_artifact_name
 from ..store import Store
 from .common import RecordError, trial_uid_of
 from .summary import storable
 
-P = ParamSpec("P")
 R = TypeVar("R")
 
 HISTORY = "history"
@@ -99,6 +99,13 @@ class HistoryEntry:
     time: float = 0.0
 
 
+class StoreArtifact(Protocol):
+    """The type of the ``store_artifact`` argument a recorder passes (for annotating functions)."""
+
+    def __call__(self, name: str, value: Any, force: bool = False) -> None:
+        """Keep ``value`` (``bytes``, or any picklable value) as artifact ``calls/<n>/<name>``."""
+
+
 class _ArtifactSink:
     """The ``store_artifact(name, value, force=False)`` callable given to one call of the function."""
 
@@ -115,7 +122,7 @@ class _ArtifactSink:
             self.forced = True
 
 
-_PENDING: set[Recorder[Any, Any]] = set()
+_PENDING: set[Recorder[Any]] = set()
 """Recorders holding buffered entries (kept alive until they are written)."""
 _PENDING_LOCK = threading.Lock()
 _HOOKED = False
@@ -132,15 +139,19 @@ def _flush_pending() -> None:
             _log.error("could not write the buffered history of %r at exit: %s", recorder, e)
 
 
-class Recorder(Generic[P, R]):
-    """A callable that forwards to a function and records its calls; see :func:`record`."""
+class Recorder(Generic[R]):
+    """A callable that forwards to a function and records its calls; see :func:`record`.
+
+    It takes the function's arguments except ``store_artifact``, which it supplies (so its
+    arguments are typed ``Any``; its result has the function's type).
+    """
 
     gradient: Any
     """The wrapped function's ``gradient``, when it has one (calls to it are not recorded)."""
 
     def __init__(
         self,
-        fn: Callable[P, R],
+        fn: Callable[..., R],
         proto: Any,
         trial: Any,
         save_condition: SaveCondition = always,
@@ -174,7 +185,7 @@ class Recorder(Generic[P, R]):
         self._next = last[0]["call_number"] + 1 if last else 0
         if hasattr(fn, "gradient"):
             self.gradient = fn.gradient
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         if not _HOOKED:
             with _PENDING_LOCK:
                 if not _HOOKED:
@@ -191,7 +202,7 @@ class Recorder(Generic[P, R]):
         """The number the next call will get."""
         return self._next
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
         with self._lock:
             n = self._next
             self._next = n + 1
@@ -290,14 +301,14 @@ class Recorder(Generic[P, R]):
 
 
 def record(
-    fn: Callable[P, R],
+    fn: Callable[..., R],
     proto: Any,
     trial: Any,
     save_condition: SaveCondition = always,
     *,
     batch_size: int = 100,
     flush_interval: float = 5.0,
-) -> Recorder[P, R]:
+) -> Recorder[R]:
     """Wrap ``fn`` so that its calls are recorded in ``proto``'s store (see the module docstring).
 
     Args:

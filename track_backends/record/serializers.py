@@ -65,7 +65,7 @@ class JsonSerializer:
     media_type = "application/json"
 
     def dump(self, value: Any, stream: IO[bytes]) -> None:
-        text = io.TextIOWrapper(stream, encoding="utf-8", write_through=False)  # type: ignore[type-var]
+        text = io.TextIOWrapper(stream, encoding="utf-8", write_through=False)
         try:
             json.dump(value, text, allow_nan=True, separators=(",", ":"))
             text.flush()
@@ -75,7 +75,7 @@ class JsonSerializer:
             text.detach()
 
     def load(self, stream: IO[bytes]) -> Any:
-        text = io.TextIOWrapper(stream, encoding="utf-8")  # type: ignore[type-var]
+        text = io.TextIOWrapper(stream, encoding="utf-8")
         try:
             return json.load(text)
         finally:

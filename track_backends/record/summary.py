@@ -29,7 +29,7 @@ MAX_REPR = 120
 MAX_DEPTH = 4
 """Levels of nested containers kept by :func:`summarize`."""
 
-_SCALARS = (type(None), bool, str)
+_FLAT = frozenset((float, int, bool, type(None)))
 
 
 def storable(value: Any, _depth: int = 0) -> Any:
@@ -41,6 +41,12 @@ def storable(value: Any, _depth: int = 0) -> Any:
     t = type(value)
     if t is float or t is bool or value is None or (t is int and INT64_MIN <= value <= INT64_MAX):
         return value
+    if t.__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()
+        t = type(value)
+    if (t is list or t is tuple) and all(type(v) in _FLAT for v in value):
+        if all(INT64_MIN <= v <= INT64_MAX for v in value if type(v) is int):
+            return list(value)  # the common parameter vector: a copy, without a call per item
     try:
         return encode(value)
     except EncodingError:
