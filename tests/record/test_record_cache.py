@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -339,3 +340,24 @@ def test_import_does_not_load_numpy() -> None:
     code = "import sys, track_backends, track_backends.record; assert 'numpy' not in sys.modules, 'numpy imported'"
     proc = subprocess.run([sys.executable, "-c", code], env=worker_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_heartbeat_keeps_a_long_computation_claimed(proto: Any) -> None:
+    calls = []
+
+    @cached(proto, group=GROUP, name="long", lease=0.3, poll=0.01)
+    def long(x: int) -> int:
+        calls.append(x)
+        time.sleep(0.8)  # well past the lease: only the heartbeat keeps the claim alive
+        return x * 2
+
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(long(1)))
+    first.start()
+    time.sleep(0.5)
+    entry = long.entry(1)
+    assert entry is not None and entry.state == COMPUTING and entry.expires is not None
+    assert entry.expires > proto.store.now()  # renewed: the first lease ended 0.2 s ago
+    results.append(long(1))  # waits for the first thread instead of taking over
+    first.join()
+    assert results == [2, 2] and calls == [1]

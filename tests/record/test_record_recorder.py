@@ -4,6 +4,7 @@ gradients, batching and the exit hook."""
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,20 @@ def test_history_on_a_file_store(tmp_path: Path) -> None:
         history = load_history(p, t)
     assert [h.params for h in history] == [0, 1, 2]
     assert all(math.isnan(h.value[1]) for h in history)
+
+
+def test_recorders_nest_and_threads_share_one(proto: Any, trial: Trial) -> None:
+    other = Trial({"recorder": 2})
+    proto.new_trial(other)
+    inner = record(lambda x: x + 1, proto, other, batch_size=7)
+    outer = record(inner, proto, trial, every_nth(2), batch_size=5)
+    assert outer._fn is inner  # wrapping a recorder does not take over its state
+    threads = [threading.Thread(target=lambda: [outer(i) for i in range(50)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    outer.close()
+    inner.close()
+    assert [h.call_number for h in load_history(proto, other)] == list(range(200))
+    assert [h.call_number for h in load_history(proto, trial)] == list(range(0, 200, 2))

@@ -206,7 +206,7 @@ class Cached(Generic[P, R]):
         self.fn, self.proto, self.group, self.name = fn, proto, group, name
         self.serializer, self.lease, self.poll, self.timeout = serializer, lease, poll, timeout
         self._signature = inspect.signature(fn)
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())  # never merge fn.__dict__ into our state
 
     @property
     def _store(self) -> Store:

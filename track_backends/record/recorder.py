@@ -185,7 +185,7 @@ class Recorder(Generic[R]):
         self._next = last[0]["call_number"] + 1 if last else 0
         if hasattr(fn, "gradient"):
             self.gradient = fn.gradient
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())  # never merge fn.__dict__ into our state
         if not _HOOKED:
             with _PENDING_LOCK:
                 if not _HOOKED:
