@@ -25,11 +25,12 @@ from collections.abc import Iterator
 from typing import IO, Any, NamedTuple, Protocol, Self
 
 from .errors import CorruptStoreError, QueryError
+from .layout import ARTIFACTS, CACHE
 
 CHUNK_SIZE = 1 << 20
 """Bytes per chunk when blobs are streamed (reads, uploads, copies)."""
 
-REFERENCES = ("artifacts", "cache")
+REFERENCES = (ARTIFACTS, CACHE)
 """Collections whose documents reference blobs by their ``sha256`` field; ``gc`` keeps those."""
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")

@@ -17,6 +17,18 @@ from typing import Any
 LAYOUT = 2
 """The current document layout."""
 
+ARTIFACTS = "artifacts"
+"""Artifact references: ``{"uid": "<trial>/<name>", "trial", "name", "sha256", "size", ...}``."""
+CACHE = "cache"
+"""Entries of :func:`track_backends.record.cached`: ``{"uid": "<group>/<name>/<key>", "group", ...}``."""
+HISTORY = "history"
+"""Recorded calls of :func:`track_backends.record.record`: ``{"uid": "<trial>/<n>", "trial", ...}``."""
+TRACES = "traces"
+"""Stage traces of :func:`track_backends.record.tracing`: ``{"uid": "<trial>/<run>/<seq>", "trial", ...}``."""
+BESIDE_TRIALS = (ARTIFACTS, CACHE, HISTORY, TRACES)
+"""Collections whose documents belong to a trial (field ``trial``, uid ``<trial>/...``) or a
+group (field ``group``): migrations copy them with their trial or group."""
+
 
 def legacy_points(doc: dict[str, Any]) -> tuple[list[tuple[str, Any, Any]], dict[str, Any] | None] | None:
     """What a layout-1 trial document becomes.

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, Self
 
 from .errors import QueryError, StoreError
+from .layout import ARTIFACTS, CACHE, HISTORY, TRACES
 
 if TYPE_CHECKING:
     from .blobs import BlobStat, BlobWriter
@@ -44,9 +45,10 @@ GROUPS = "groups"
 TRIALS = "trials"
 DEFAULT_INDEXES: dict[str, list[tuple[tuple[str, ...], bool]]] = {
     TRIALS: [(("group_id", "status.name"), False), (("hash",), False)],
-    "artifacts": [(("trial",), False)],
-    "history": [(("trial",), False)],
-    "traces": [(("trial",), False)],
+    ARTIFACTS: [(("trial",), False)],
+    CACHE: [(("group", "name"), False)],
+    HISTORY: [(("trial",), False)],
+    TRACES: [(("trial",), False)],
 }
 """Indexes every store creates on first use of a collection (``uid`` is always unique)."""
 

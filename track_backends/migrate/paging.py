@@ -11,9 +11,9 @@ Selection:
   (``project_id``). Finding the references takes one extra pass over the matching trials that
   reads only ``uid``, ``group_id`` and ``project_id``; it holds the *distinct* referenced ids in
   memory, and the uids of the matching trials, not the trials.
-* the documents of the reference collections (:data:`REFERENCE_COLLECTIONS`: artifacts, cache
-  entries) follow the trial they name in their ``trial`` field; one that names no trial follows
-  the group it names in ``group_id``.
+* the documents of the collections beside trials (:data:`REFERENCE_COLLECTIONS`: artifacts,
+  cache entries, recorded calls, traces) follow the trial they name in their ``trial`` field; one
+  that names no trial (a cache entry) follows the group it names in ``group``.
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..blobs import REFERENCES
 from ..errors import StoreError
+from ..layout import BESIDE_TRIALS
 from ..store import GROUPS, PROJECTS, TRIALS, Document, Store
 
 COLLECTIONS: tuple[str, ...] = (PROJECTS, GROUPS, TRIALS)
 """The data model's collections, copied first, in this order (parents first)."""
 
-REFERENCE_COLLECTIONS: tuple[str, ...] = REFERENCES
-"""The collections whose documents reference blobs (artifacts, cache), copied after those blobs."""
+REFERENCE_COLLECTIONS: tuple[str, ...] = BESIDE_TRIALS
+"""The collections beside trials (artifacts, cache, history, traces), copied after the blobs they
+reference."""
 
 ALL_COLLECTIONS: tuple[str, ...] = COLLECTIONS + REFERENCE_COLLECTIONS
 """Every collection a migration copies, in the order it copies them."""
@@ -143,7 +144,7 @@ def selection(src: Store, query: dict[str, Any] | None, batch: int) -> Filters:
             projects.update(d["project_id"] for d in page if type(d.get("project_id")) is str)
     references: list[dict[str, Any] | None] = [{"trial": {"$in": c}} for c in _chunks(trials, batch)]
     references += [
-        {"$and": [{"trial": {"$exists": False}}, {"group_id": {"$in": c}}]} for c in _chunks(sorted(groups), batch)
+        {"$and": [{"trial": {"$exists": False}}, {"group": {"$in": c}}]} for c in _chunks(sorted(groups), batch)
     ]
     return {
         PROJECTS: [{"uid": {"$in": c}} for c in _chunks(sorted(projects), batch)],

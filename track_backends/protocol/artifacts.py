@@ -25,12 +25,10 @@ from typing import IO, Any
 from ..blobs import CHUNK_SIZE, Readable, VerifiedReader, iter_chunks
 from ..encoding import prepare_document
 from ..errors import ArtifactError, CorruptStoreError, EncodingError, NotFoundError
+from ..layout import ARTIFACTS
 from ..model import Trial
 from ..store import TRIALS, Store
 from .metrics import MetricsProtocol
-
-ARTIFACTS = "artifacts"
-"""The collection of artifact references."""
 
 MAX_NAME = 512
 """Longest artifact name, in characters."""

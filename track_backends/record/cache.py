@@ -36,6 +36,7 @@ from typing import IO, Any, Generic, ParamSpec, TypeVar
 
 from ..blobs import CHUNK_SIZE, BlobStat, VerifiedReader
 from ..errors import CorruptStoreError, DuplicateKeyError, EncodingError, LockTimeoutError, NotFoundError, StoreError
+from ..layout import CACHE
 from ..model import canonical_hash
 from ..protocol.leases import default_owner
 from ..store import Store
@@ -45,8 +46,6 @@ from .serializers import Serializer, get_serializer
 P = ParamSpec("P")
 R = TypeVar("R")
 
-CACHE = "cache"
-"""The collection of cache entries."""
 
 COMPUTING = "computing"
 DONE = "done"

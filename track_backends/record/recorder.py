@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+from ..layout import HISTORY
 from ..protocol.artifacts import check_artifact_name
 from ..store import Store
 from .common import RecordError, trial_uid_of
@@ -47,8 +48,6 @@ from .summary import storable
 
 R = TypeVar("R")
 
-HISTORY = "history"
-"""The collection of history entries."""
 
 PICKLE_MEDIA_TYPE = "application/x-python-pickle"
 BYTES_MEDIA_TYPE = "application/octet-stream"

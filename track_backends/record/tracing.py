@@ -38,14 +38,13 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar, overload
 
+from ..layout import TRACES
 from ..store import Query, Store
 from .common import RecordError, trial_uid_of
 from .summary import summarize
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-TRACES = "traces"
-"""The collection of trace records."""
 
 _STATE: ContextVar[tuple[Tracer, int | None] | None] = ContextVar("track_backends_tracing", default=None)
 _SKIPPED = ("self", "cls")
