@@ -1,33 +1,40 @@
 """Blobs on MongoDB: GridFS, one bucket named ``blobs`` (collections ``blobs.files`` and ``blobs.chunks``).
 
-A blob is a GridFS file whose ``filename`` is its hex sha256, with ``length`` its size and
-``metadata.created`` its store time (the server's clock, epoch seconds); its bytes are chunks of
-:data:`~track_backends.blobs.CHUNK_SIZE` bytes in ``blobs.chunks``. A unique index on
-``blobs.files.filename`` keeps each content once.
+A blob is a standard GridFS file whose ``filename`` is its hex sha256, with ``length`` its size
+and ``metadata.created`` its store time (the server's clock, epoch seconds); its bytes are chunks
+of :data:`~track_backends.blobs.CHUNK_SIZE` bytes in ``blobs.chunks``. Any GridFS client reads
+it (``GridFSBucket(db, "blobs").open_download_stream_by_name(sha256)``). Unique indexes on
+``blobs.files.filename`` and ``blobs.chunks.(files_id, n)`` keep each content and chunk once.
 
-An upload streams through pymongo's ``GridIn`` under a fresh temporary ``_id`` (pymongo sends the
-chunks in batches of up to 32 MB). When the last byte is written the sha256 is known: if that
-content is stored already, the upload's chunks are deleted and the stored file's time is
-refreshed; otherwise the files document is written last, and only then is the blob visible. Two
-uploads of the same bytes racing past that check collide on the unique index: the loser deletes
-its own chunks and refreshes the winner's time. A process killed half-way leaves chunks without a
-files document, which nothing lists; :meth:`GridBlobs.clean_uploads` deletes them once their
-newest chunk is older than the cut-off. ``delete_blob`` deletes the files document first, then the
-chunks, so a crash in between also leaves only such orphans.
+An upload writes chunks under a fresh temporary file ``_id``, each as soon as it is full (one
+``insert``; the writer holds at most one chunk). When the last byte is written the sha256 is
+known: if that content is stored already, the upload's chunks are deleted and the stored file's
+time is refreshed; otherwise the files document is written last, and only then is the blob
+visible. Two uploads of the same bytes racing past that check collide on the unique index: the
+loser deletes its own chunks and refreshes the winner's time. A process killed half-way leaves
+chunks without a files document, which nothing lists; :meth:`GridBlobs.clean_uploads` deletes
+them once their newest chunk is older than the cut-off. ``delete_blob`` deletes the files
+document first, then the chunks, so a crash in between also leaves only such orphans.
 
-Reads go through pymongo's ``GridOut``, lazily, a cursor batch (at most 16 MB) at a time. On
-``mongomock://`` the same pymongo GridFS code runs on mongomock collections, after
+Uploads do not go through pymongo's ``GridIn``: since pymongo 4.9 it holds up to 48 MB of chunks
+and then encodes them into one ``insert`` message, about 92 MiB of memory per upload (measured
+with tracemalloc on a 300 MiB upload), where writing the same layout chunk by chunk needs about
+5 MiB. Reads go through pymongo's ``GridOut``, lazily, one cursor batch (at most 16 MB) at a
+time; it checks each chunk's number and size (:class:`~track_backends.errors.CorruptStoreError`).
+On ``mongomock://`` the same ``GridOut`` reads mongomock collections, after
 ``mongomock.gridfs.enable_gridfs_integration()`` (which patches the ``gridfs`` module's type
-checks for the whole process); it needs pymongo installed.
+checks for the whole process), so reading blobs there needs pymongo installed.
 
-Not atomic against everything: an upload that stalls for longer than the cut-off of a concurrent
-``clean_uploads`` (gc's grace period, an hour by default) between two batches loses its chunks,
-and its reads then fail with :class:`~track_backends.errors.CorruptStoreError`.
+Not atomic against everything: an upload that stalls between two chunks for longer than the
+cut-off of a concurrent ``clean_uploads`` (gc's grace period, an hour by default) loses its
+chunks, and its reads then fail with :class:`~track_backends.errors.CorruptStoreError`.
 """
 
 from __future__ import annotations
 
+import datetime
 import io
+import itertools
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -46,47 +53,86 @@ _mongomock_enabled = False
 
 
 class _GridWriter(BlobWriter):
-    """An upload into a ``GridIn`` with a temporary ``_id``; published by writing its files document."""
+    """An upload into GridFS chunks under a temporary ``_id``; published by writing its files document.
 
-    def __init__(self, store: GridBlobs, grid_in: Any) -> None:
+    It sends each chunk as soon as it is full, one ``insert`` each, and holds at most one chunk.
+    """
+
+    def __init__(self, store: GridBlobs, file_id: Any) -> None:
         super().__init__()
         self._store = store
-        self._in = grid_in
+        self._id = file_id
+        self._buffer = bytearray()
+        self._n = 0
+        self._sent = False
+
+    def _send(self, data: bytes) -> None:
+        """Insert the next chunk (the caller holds the lock)."""
+        _, chunks = self._store._grid("write a blob upload")
+        self._sent = True  # even if the insert fails half-way: abort must look
+        chunks.insert_one({"files_id": self._id, "n": self._n, "data": data})
+        self._n += 1
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         s = self._store
         try:
             with s._lock:
-                self._in.write(bytes(data))
+                view = memoryview(data).cast("B")
+                if not self._buffer and len(view) == CHUNK_SIZE:  # the common case: no copy into the buffer
+                    self._send(bytes(view))
+                    return
+                self._buffer += view
+                while len(self._buffer) >= CHUNK_SIZE:
+                    self._send(bytes(self._buffer[:CHUNK_SIZE]))
+                    del self._buffer[:CHUNK_SIZE]
+        except TrackBackendsError:
+            raise
         except s._blob_errors() as e:
             raise s._wrap(e, "write a blob upload", StoreError) from e
 
     def _commit(self, sha256: str, size: int) -> float:
         s = self._store
         now = s.now()
-        gridfs = s._gridfs()
+        files, _ = s._grid(f"store blob {sha256}")
+        doc = {
+            "_id": self._id,
+            "length": size,
+            "chunkSize": CHUNK_SIZE,
+            "uploadDate": datetime.datetime.fromtimestamp(now, datetime.UTC),
+            "filename": sha256,
+            "metadata": {"created": now},
+        }
         try:
             with s._lock:
-                if s._refresh(sha256, now):  # stored already: drop ours (GridIn sent at most some chunks)
-                    self._in.abort()
+                if s._refresh(sha256, now):  # stored already: drop ours
+                    self._drop()
                     return now
-                self._in.filename = sha256
-                self._in.metadata = {"created": now}
+                if self._buffer:
+                    self._send(bytes(self._buffer))
+                    self._buffer = bytearray()
                 try:
-                    self._in.close()  # the remaining chunks, then the files document: now it is visible
+                    files.insert_one(doc)  # written last: from now on the blob is visible
                     return now
-                except gridfs.errors.FileExists:  # another upload of the same bytes won the race
+                except s._driver.duplicate:  # another upload of the same bytes won the race
                     if not s._refresh(sha256, now):
                         raise StoreError(
                             f"blob {sha256} was stored and deleted again by others during this upload "
                             f"({s._label}); upload it again"
                         ) from None
-                    self._in.abort()
+                    self._drop()
                     return now
         except TrackBackendsError:
             raise
         except s._blob_errors() as e:
             raise s._wrap(e, f"store blob {sha256}", StoreError) from e
+
+    def _drop(self) -> None:
+        """Delete the chunks sent so far (the caller holds the lock)."""
+        self._buffer = bytearray()
+        if self._sent:
+            _, chunks = self._store._grid("drop a blob upload")
+            chunks.delete_many({"files_id": self._id})
+            self._sent = False
 
     def _abort(self) -> None:
         s = self._store
@@ -94,7 +140,7 @@ class _GridWriter(BlobWriter):
             return  # the chunks sent so far stay behind, invisible, until clean_uploads
         try:
             with s._lock:
-                self._in.abort()
+                self._drop()
         except s._blob_errors():
             pass  # likewise (and the error that made the upload fail is the one to raise)
 
@@ -168,7 +214,7 @@ class GridBlobs:
 
     # -- helpers -----------------------------------------------------------------------------------
     def _gridfs(self) -> Any:
-        """pymongo's ``gridfs`` module (enabled for mongomock collections on a mongomock store)."""
+        """The ``gridfs`` module of pymongo (enabled for mongomock collections on a mongomock store)."""
         global _mongomock_enabled
         mod = self.__dict__.get("_gridfs_module")
         if mod is None:
@@ -195,22 +241,18 @@ class GridBlobs:
             raise StoreUnavailableError(f"{what}: the {self.scheme}: store {self._label} is closed")
         return self.database[f"{BUCKET}.files"], self.database[f"{BUCKET}.chunks"]
 
-    def _bucket(self) -> Any:
-        """The GridFS bucket, after creating its unique indexes (once per store)."""
-        bucket = self.__dict__.get("_grid_bucket")
-        if bucket is not None and not self.closed:
-            return bucket
+    def _ensure_blob_indexes(self) -> None:
+        """Create the bucket's unique indexes (once per store)."""
         files, chunks = self._grid("start a blob upload")
-        gridfs = self._gridfs()
+        if self.__dict__.get("_grid_indexed"):
+            return
         try:
             with self._lock:
                 files.create_index([("filename", 1)], unique=True)
                 chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-                bucket = gridfs.GridFSBucket(self.database, BUCKET, chunk_size_bytes=CHUNK_SIZE)
         except self._blob_errors() as e:
             raise self._wrap(e, f"create the indexes of the GridFS bucket {BUCKET!r}", StoreError) from e
-        self.__dict__["_grid_bucket"] = bucket
-        return bucket
+        self.__dict__["_grid_indexed"] = True
 
     def _refresh(self, sha256: str, now: float) -> bool:
         """Make a stored blob young again; whether it exists (the caller holds the lock)."""
@@ -226,22 +268,28 @@ class GridBlobs:
             created = when.timestamp() if when is not None else 0.0
         return BlobStat(doc["filename"], int(doc.get("length", 0)), float(created))
 
+    def _clean_upload(self, files: Any, chunks: Any, fid: Any, cutoff: float) -> bool:
+        """Delete the chunks of file ``fid`` if it has no files document and its newest chunk is old."""
+        with self._lock:
+            newest = chunks.find_one({"files_id": fid}, {"_id": 1}, sort=[("n", -1)])
+            when = getattr(newest and newest["_id"], "generation_time", None)
+            if newest is None or (when is not None and when.timestamp() >= cutoff):
+                return False  # gone meanwhile, or young (maybe still uploading)
+            if files.find_one({"_id": fid}, {"_id": 1}) is not None:
+                return False  # committed meanwhile
+            chunks.delete_many({"files_id": fid})
+        return True
+
     # -- Store API ---------------------------------------------------------------------------------
     def blob_writer(self) -> BlobWriter:
         """Start an upload into the GridFS bucket (invisible until its files document is written).
 
         Raises:
-            DriverNotInstalledError: pymongo (its ``gridfs`` package) is missing.
             StoreUnavailableError: The server cannot be reached, or the store is closed.
             StoreError: The driver failed otherwise.
         """
-        bucket = self._bucket()
-        try:
-            with self._lock:
-                grid_in = bucket.open_upload_stream_with_id(self._driver.object_id(), "")
-        except self._blob_errors() as e:
-            raise self._wrap(e, "start a blob upload", StoreError) from e
-        return _GridWriter(self, grid_in)
+        self._ensure_blob_indexes()
+        return _GridWriter(self, self._driver.object_id())
 
     def open_blob(self, sha256: str) -> IO[bytes]:
         """Open a blob's bytes, read lazily chunk by chunk (unverified; see ``VerifiedReader``).
@@ -249,6 +297,7 @@ class GridBlobs:
         Raises:
             NotFoundError: No blob has that address.
             QueryError: ``sha256`` is not 64 lower-case hex digits.
+            DriverNotInstalledError: pymongo (its ``gridfs`` package) is missing (``mongomock://``).
             CorruptStoreError: A chunk is missing or of the wrong size (raised while reading).
             StoreUnavailableError: The server cannot be reached, or the store is closed.
         """
@@ -340,23 +389,20 @@ class GridBlobs:
         removed = 0
         try:
             with self._lock:
-                ids = list(chunks.distinct("files_id"))
-            for start in range(0, len(ids), _IN_BATCH):
-                batch = ids[start : start + _IN_BATCH]
-                with self._lock:
-                    alive = {d["_id"] for d in files.find({"_id": {"$in": batch}}, {"_id": 1})}
-                for fid in batch:
-                    if fid in alive:
-                        continue
+                cursor = chunks.aggregate([{"$group": {"_id": "$files_id"}}], batchSize=_IN_BATCH)
+            try:
+                while True:
                     with self._lock:
-                        newest = chunks.find_one({"files_id": fid}, {"_id": 1}, sort=[("n", -1)])
-                        when = getattr(newest and newest["_id"], "generation_time", None)
-                        if newest is None or (when is not None and when.timestamp() >= cutoff):
-                            continue  # gone meanwhile, or still young (maybe still uploading)
-                        if files.find_one({"_id": fid}, {"_id": 1}) is not None:
-                            continue  # committed meanwhile
-                        chunks.delete_many({"files_id": fid})
-                    removed += 1
+                        batch = [d["_id"] for d in itertools.islice(cursor, _IN_BATCH)]
+                        if not batch:
+                            break
+                        alive = {d["_id"] for d in files.find({"_id": {"$in": batch}}, {"_id": 1})}
+                    for fid in batch:
+                        if fid not in alive and self._clean_upload(files, chunks, fid, cutoff):
+                            removed += 1
+            finally:
+                with self._lock:
+                    cursor.close()
         except self._blob_errors() as e:
             raise self._wrap(e, "clean blob uploads", StoreError) from e
         return removed
