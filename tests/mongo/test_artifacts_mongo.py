@@ -322,3 +322,18 @@ def test_a_closed_store_refuses_blob_calls(uri: str) -> None:
     ):
         with pytest.raises(errors.StoreUnavailableError):
             call()
+
+
+def test_mongomock_without_pymongo_refuses_blobs_up_front(mock_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GridFS reads need pymongo's gridfs package; without it no upload starts (none could be read)."""
+    monkeypatch.setitem(sys.modules, "gridfs", None)  # import gridfs now raises ImportError
+    protocol = get_protocol(mock_uri)
+    try:
+        t = _trial(protocol)
+        with pytest.raises(errors.DriverNotInstalledError, match=r"track-backends\[mongo\]"):
+            protocol.put_artifact(t, "x", b"data")
+        with pytest.raises(errors.DriverNotInstalledError):
+            protocol.store.blob_writer()
+        assert list(protocol.store.list_blobs()) == [] and protocol.list_artifacts(t) == []
+    finally:
+        protocol.close()

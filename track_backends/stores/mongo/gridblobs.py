@@ -231,8 +231,13 @@ class GridBlobs:
         """The driver's errors and pymongo's (GridFS raises pymongo's on mongomock too)."""
         errs: tuple[type[BaseException], ...] | None = self.__dict__.get("_blob_error_types")
         if errs is None:
-            pe = import_driver("pymongo.errors", "mongo", self.scheme)
-            errs = self.__dict__["_blob_error_types"] = (*self._errors, pe.PyMongoError)
+            try:
+                from pymongo.errors import PyMongoError
+
+                errs = (*self._errors, PyMongoError)
+            except ImportError:  # pragma: no cover - mongomock without pymongo (blob calls refuse to start)
+                errs = self._errors
+            self.__dict__["_blob_error_types"] = errs
         return errs
 
     def _grid(self, what: str) -> tuple[Any, Any]:
@@ -285,9 +290,12 @@ class GridBlobs:
         """Start an upload into the GridFS bucket (invisible until its files document is written).
 
         Raises:
+            DriverNotInstalledError: pymongo (its ``gridfs`` package) is missing (``mongomock://``),
+                so the blob could not be read.
             StoreUnavailableError: The server cannot be reached, or the store is closed.
             StoreError: The driver failed otherwise.
         """
+        self._gridfs()  # refuse up front what could not be read back
         self._ensure_blob_indexes()
         return _GridWriter(self, self._driver.object_id())
 
