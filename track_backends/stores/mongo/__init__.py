@@ -41,8 +41,8 @@ What the store adds to the driver:
 Modules: :mod:`.drivers` (pymongo and mongomock adapters), :mod:`.errors`, :mod:`.translate`
 (queries, updates, projections), :mod:`.emulate` (``$min``/``$max`` on mongomock), :mod:`.uri`
 (URIs, client options, database names), :mod:`.indexes`, :mod:`.series` and :mod:`.bucketing`
-(metric points), :mod:`.upgrade` (document layouts), :mod:`.gridblobs` (blobs), :mod:`.store` (:class:`MongoStore`),
-:mod:`.factories` (the registry's factories).
+(metric points), :mod:`.upgrade` (document layouts), :mod:`.gridblobs` (blobs), :mod:`.store`
+(:class:`MongoStore`), :mod:`.factories` (the registry's factories).
 """
 
 from .factories import from_uri, mongomock_from_uri

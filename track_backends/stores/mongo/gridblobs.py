@@ -94,9 +94,11 @@ class _GridWriter(BlobWriter):
         s = self._store
         now = s.now()
         files, _ = s._grid(f"store blob {sha256}")
+        from bson.int64 import Int64  # installed with pymongo, which _gridfs() made sure of
+
         doc = {
             "_id": self._id,
-            "length": size,
+            "length": Int64(size),  # the GridFS spec's type
             "chunkSize": CHUNK_SIZE,
             "uploadDate": datetime.datetime.fromtimestamp(now, datetime.UTC),
             "filename": sha256,
