@@ -11,7 +11,14 @@ from __future__ import annotations
 import pytest
 from test_query_differential import MANUAL, MONGOMOCK_DEVIATIONS
 
-from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
+from track_backends.testing import (
+    ArtifactContract,
+    ClaimContract,
+    LeaseContract,
+    PointsContract,
+    ProtocolContract,
+    StoreContract,
+)
 
 _MOCK = {d.name: d for d in MONGOMOCK_DEVIATIONS}
 
@@ -79,7 +86,7 @@ class _KnownDeviations:
             request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
 
-class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract, LeaseContract, PointsContract):
+class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract, LeaseContract, PointsContract, ArtifactContract):
     """In process: the claim contract across processes does not apply (threads are covered)."""
 
     def xfails(self, request: pytest.FixtureRequest) -> dict[str, str]:
@@ -90,7 +97,9 @@ class TestMongomock(_KnownDeviations, StoreContract, ProtocolContract, LeaseCont
         return mock_uri
 
 
-class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
+class TestSecantus(
+    _KnownDeviations, StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract, ArtifactContract
+):
     """The wire server of ``mongo_wire_uri``: SecantusDB, or ``$TRACK_BACKENDS_MONGO_URI``."""
 
     multiprocess = True
@@ -109,7 +118,9 @@ class TestSecantus(_KnownDeviations, StoreContract, ProtocolContract, ClaimContr
         return secantus_uri
 
 
-class TestMongoContainer(StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract):
+class TestMongoContainer(
+    StoreContract, ProtocolContract, ClaimContract, LeaseContract, PointsContract, ArtifactContract
+):
     """A MongoDB in Docker (testcontainers): skipped, with the reason, where no Docker engine answers."""
 
     multiprocess = True

@@ -30,12 +30,19 @@ What the store adds to the driver:
 * **Layout upgrade.** A database written by the release that kept points inside trials
   (layout 1) is converted once, idempotently, when a store first touches ``trials``; the layout
   is recorded in ``tb_meta`` (:mod:`.upgrade`).
+* **Blobs** (the bytes behind artifacts) in GridFS: one bucket ``blobs`` (``blobs.files``,
+  ``blobs.chunks``), one file per content named by its sha256, so any GridFS client can read
+  them. An upload writes its 1 MiB chunks under a temporary id, one at a time, and the files
+  document last, which makes the blob visible; a unique index on the file name keeps a content
+  once when uploads race. A killed upload leaves only chunks without a files document, never
+  listed, and removed by ``clean_uploads`` (``track-backends gc``). Reads stream through
+  pymongo's ``GridOut`` (on ``mongomock://`` too, which then needs pymongo) (:mod:`.gridblobs`).
 
 Modules: :mod:`.drivers` (pymongo and mongomock adapters), :mod:`.errors`, :mod:`.translate`
 (queries, updates, projections), :mod:`.emulate` (``$min``/``$max`` on mongomock), :mod:`.uri`
 (URIs, client options, database names), :mod:`.indexes`, :mod:`.series` and :mod:`.bucketing`
-(metric points), :mod:`.upgrade` (document layouts), :mod:`.store` (:class:`MongoStore`),
-:mod:`.factories` (the registry's factories).
+(metric points), :mod:`.upgrade` (document layouts), :mod:`.gridblobs` (blobs), :mod:`.store`
+(:class:`MongoStore`), :mod:`.factories` (the registry's factories).
 """
 
 from .factories import from_uri, mongomock_from_uri

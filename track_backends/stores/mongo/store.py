@@ -18,6 +18,7 @@ from .bucketing import BUCKET_INDEX
 from .drivers import driver_for
 from .emulate import update_documents
 from .errors import driver_text, wrap_error
+from .gridblobs import GridBlobs
 from .indexes import IndexMaker
 from .series import SeriesMixin
 from .translate import ID_RESERVED, NO_ID, QueryPlan, UpdatePlan, plan_query, plan_update, server_projection
@@ -25,7 +26,7 @@ from .upgrade import LAYOUT_COLLECTIONS, LayoutMixin
 from .uri import DEFAULT_DATABASE, check_database_name
 
 
-class MongoStore(SeriesMixin, LayoutMixin, Store):
+class MongoStore(GridBlobs, SeriesMixin, LayoutMixin, Store):
     """A :class:`~track_backends.store.Store` on a MongoDB database (or a mongomock one).
 
     Args:
@@ -62,6 +63,9 @@ class MongoStore(SeriesMixin, LayoutMixin, Store):
     Metric points live in ``<collection>_points`` as bounded bucket documents (:mod:`.series`).
     Before a store first touches ``trials``, it checks the database's document layout and
     converts trials of layout 1 once (:mod:`.upgrade`).
+
+    Blobs (the bytes behind artifacts) are GridFS files of the bucket ``blobs``, named by their
+    sha256 (:mod:`.gridblobs`).
 
     ``mongomock://`` stores serialise every call on one process-wide lock (mongomock is not
     thread-safe) and check single-document updates client-side as well, since mongomock does
