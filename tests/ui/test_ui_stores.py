@@ -19,7 +19,7 @@ from conftest import need_web_stack, unavailable
 from track_backends import get_protocol
 
 STORES = ["ephemeral", "pickled", "file", "mongomock", "mongodb", "postgresql"]
-BLOB_STORES = ["ephemeral", "pickled", "file"]
+BLOB_STORES = ["ephemeral", "pickled", "file", "mongomock", "mongodb"]
 
 
 @pytest.fixture(scope="module")
