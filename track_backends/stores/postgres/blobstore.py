@@ -8,8 +8,9 @@
 Chunk ``seq`` of a blob holds bytes ``[seq * CHUNK_SIZE, (seq + 1) * CHUNK_SIZE)`` (1 MiB rows).
 
 An upload is one transaction on a connection of its own, outside the pool, opened when the first
-full chunk is ready: its chunks go under a fresh random id (on PostgreSQL through one
-``COPY ... FROM STDIN (FORMAT BINARY)``, whose statement timeout is lifted for the upload; on
+full chunk is ready: its chunks go under a fresh random id (on PostgreSQL through
+``COPY ... FROM STDIN (FORMAT BINARY)`` statements of :data:`COPY_BATCH` chunks, with the
+statement timeout lifted for the upload, since a ``COPY`` lasts as long as its producer; on
 CockroachDB as one ``INSERT`` per chunk), then the ``tb$blobs`` row is upserted and the
 transaction commits. When the content was stored already, the upsert refreshes its ``created``
 time and the new chunks are deleted before the commit. A process that dies half-way leaves
@@ -48,6 +49,9 @@ from .core import StoreCore
 
 USE_COPY = True
 """Whether PostgreSQL receives chunks through ``COPY`` (else as on CockroachDB, one ``INSERT`` each)."""
+COPY_BATCH = 8
+"""Chunks per ``COPY`` statement: PostgreSQL holds the rows of a binary ``COPY`` in memory (up to
+1,000 of them) before writing them, so each ``COPY`` of an upload is kept to 8 MiB."""
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
 
@@ -95,6 +99,7 @@ class _Upload(BlobWriter):
         self._conn: psycopg.Connection | None = None
         self._copying: contextlib.AbstractContextManager[Any] | None = None
         self._copy: Any = None
+        self._by_copy = False
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
@@ -105,27 +110,36 @@ class _Upload(BlobWriter):
 
     def _begin(self) -> psycopg.Connection:
         conn = self._conn = self._store._conns.connect()
-        try:
-            if self._store.cockroach or not USE_COPY:
-                return conn
-            conn.execute("SET LOCAL statement_timeout = 0")  # the COPY lasts as long as the upload
-            self._copying = conn.cursor().copy(self._sql.copy_chunks)
-            self._copy = self._copying.__enter__()
-            self._copy.set_types(["int8", "int4", "bytea"])
-            return conn
-        except psycopg.Error as e:
-            raise wrap_error(e, self._store.opts) from e
+        self._by_copy = USE_COPY and not self._store.cockroach
+        if self._by_copy:
+            try:
+                conn.execute("SET LOCAL statement_timeout = 0")  # a COPY lasts as long as its producer
+            except psycopg.Error as e:
+                raise wrap_error(e, self._store.opts) from e
+        return conn
 
     def _send(self, chunk: bytes) -> None:
         conn = self._conn or self._begin()
         try:
-            if self._copy is not None:
-                self._copy.write_row((self._id, self._seq, chunk))
-            else:
+            if not self._by_copy:
                 conn.execute(self._sql.insert_chunk, (self._id, self._seq, chunk))
+            else:
+                if self._copy is None:
+                    self._copying = conn.cursor().copy(self._sql.copy_chunks)
+                    self._copy = self._copying.__enter__()
+                    self._copy.set_types(["int8", "int4", "bytea"])
+                self._copy.write_row((self._id, self._seq, chunk))
+                if self._seq % COPY_BATCH == COPY_BATCH - 1:
+                    self._end_copy()
         except psycopg.Error as e:
             raise wrap_error(e, self._store.opts) from e
         self._seq += 1
+
+    def _end_copy(self) -> None:
+        """End the current ``COPY`` (the server writes the rows it holds)."""
+        copying, self._copying, self._copy = self._copying, None, None
+        if copying is not None:
+            copying.__exit__(None, None, None)
 
     def _commit(self, sha256: str, size: int) -> float:
         if self._conn is None:  # at most one chunk: one short transaction, retried if need be
@@ -135,9 +149,7 @@ class _Upload(BlobWriter):
             self._buf = bytearray()
         conn = self._conn
         try:
-            if self._copying is not None:
-                copying, self._copying, self._copy = self._copying, None, None
-                copying.__exit__(None, None, None)
+            self._end_copy()
             row = conn.execute(self._sql.upsert, (sha256, size, self._id)).fetchone()
             assert row is not None
             if row[0] != self._id:  # stored already: its time is refreshed, these chunks go
