@@ -5,29 +5,33 @@
     tb$blobs        (sha256 text PRIMARY KEY, size bigint, created float8, id bigint UNIQUE)
     tb$blob_chunks  (id bigint, seq integer, data bytea, PRIMARY KEY (id, seq))
 
-Chunk ``seq`` of a blob holds bytes ``[seq * CHUNK_SIZE, (seq + 1) * CHUNK_SIZE)`` (1 MiB rows).
+A blob's rows hold its bytes in order, by ``seq``: 1 MiB rows on PostgreSQL (:data:`CHUNK_SIZE`),
+256 KiB rows on CockroachDB (:data:`ROW_SIZE`, since CockroachDB advises values under 1 MB).
 
 An upload is one transaction on a connection of its own, outside the pool, opened when the first
-full chunk is ready: its chunks go under a fresh random id (on PostgreSQL through
-``COPY ... FROM STDIN (FORMAT BINARY)`` statements of :data:`COPY_BATCH` chunks, with the
+full row is ready: its rows go under a fresh random id (on PostgreSQL through
+``COPY ... FROM STDIN (FORMAT BINARY)`` statements of :data:`COPY_BATCH` rows, with the
 statement timeout lifted for the upload, since a ``COPY`` lasts as long as its producer; on
-CockroachDB as one ``INSERT`` per chunk), then the ``tb$blobs`` row is upserted and the
+CockroachDB as one ``INSERT`` per row), then the ``tb$blobs`` row is upserted and the
 transaction commits. When the content was stored already, the upsert refreshes its ``created``
-time and the new chunks are deleted before the commit. A process that dies half-way leaves
-nothing: the server aborts the open transaction. A blob smaller than one chunk is written in one
+time and the new rows are deleted before the commit. A process that dies half-way leaves
+nothing: the server aborts the open transaction. A blob smaller than one row is written in one
 short transaction through the pool. Times come from the server's ``clock_timestamp()``.
 
-Reads fetch one chunk per query, by ``(id, seq)``, through the pool.
+Reads fetch about 1 MiB per query (one row on PostgreSQL, four on CockroachDB), by
+``(id, seq)``, through the pool.
 
 Serialization failures: the short transactions are retried like every other. An upload cannot
 be replayed from its stream, so a serialization failure at its commit (the same content being
 committed at the same moment) is settled by checking whether the content is now stored (then
 its time is refreshed); otherwise the upload fails with :class:`~track_backends.errors.StoreError`.
-On CockroachDB a whole upload is one transaction: a 300 MB one is within its default limits (the
-transaction tracks about 20 bytes of key per 1 MiB chunk), but a long one is more exposed to
-being aborted by contention or by the cluster's settings (e.g. ``transaction_timeout``), which
-fails the upload. This path has been run only on PostgreSQL at SERIALIZABLE, not on a
-CockroachDB server.
+
+CockroachDB: a whole upload is one transaction, whatever its size; this module sets no limit.
+A long or large transaction is more exposed to being aborted (contention, the cluster's
+``transaction_timeout`` or transaction size settings), and an aborted upload fails (its stream
+cannot be replayed): the caller uploads again. This path has been run only on PostgreSQL at
+SERIALIZABLE (the tests force it there), not against a CockroachDB server; how large a blob a
+given cluster accepts in one transaction is not measured.
 """
 
 from __future__ import annotations
@@ -48,9 +52,14 @@ from .connection import RETRY_SQLSTATES, wrap_error
 from .core import StoreCore
 
 USE_COPY = True
-"""Whether PostgreSQL receives chunks through ``COPY`` (else as on CockroachDB, one ``INSERT`` each)."""
+"""Whether PostgreSQL takes its own path (``COPY`` of 1 MiB rows); ``False`` sends it CockroachDB's
+(``INSERT`` of :data:`ROW_SIZE` rows, read four per query), which the tests run on PostgreSQL."""
+ROW_SIZE = CHUNK_SIZE // 4
+"""Bytes per row on the ``INSERT`` path (CockroachDB)."""
+_FETCH_ROWS_COCKROACH = CHUNK_SIZE // ROW_SIZE
+"""Rows read per query on CockroachDB (one row on PostgreSQL): about 1 MiB either way."""
 COPY_BATCH = 8
-"""Chunks per ``COPY`` statement: PostgreSQL holds the rows of a binary ``COPY`` in memory (up to
+"""Rows per ``COPY`` statement: PostgreSQL holds the rows of a binary ``COPY`` in memory (up to
 1,000 of them) before writing them, so each ``COPY`` of an upload is kept to 8 MiB."""
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
@@ -72,7 +81,7 @@ class _Sql:
         self.copy_chunks = text("COPY {chunks} (id, seq, data) FROM STDIN (FORMAT BINARY)")
         self.drop_chunks = text("DELETE FROM {chunks} WHERE id = %s")
         self.find = text("SELECT id, size FROM {blobs} WHERE sha256 = %s")
-        self.chunk = text("SELECT data FROM {chunks} WHERE id = %s AND seq = %s")
+        self.chunks = text("SELECT seq, data FROM {chunks} WHERE id = %s AND seq >= %s AND seq < %s ORDER BY seq")
         self.stat = text("SELECT size, created FROM {blobs} WHERE sha256 = %s")
         self.list = text("SELECT sha256, size, created FROM {blobs}")
         self.delete = text(
@@ -99,18 +108,19 @@ class _Upload(BlobWriter):
         self._conn: psycopg.Connection | None = None
         self._copying: contextlib.AbstractContextManager[Any] | None = None
         self._copy: Any = None
-        self._by_copy = False
+        self._by_copy = not store._cockroach_path()
+        self._row = CHUNK_SIZE if self._by_copy else ROW_SIZE
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
-        while len(self._buf) >= CHUNK_SIZE:
-            chunk = bytes(memoryview(self._buf)[:CHUNK_SIZE])
-            del self._buf[:CHUNK_SIZE]
+        row = self._row
+        while len(self._buf) >= row:
+            chunk = bytes(memoryview(self._buf)[:row])
+            del self._buf[:row]
             self._send(chunk)
 
     def _begin(self) -> psycopg.Connection:
         conn = self._conn = self._store._conns.connect()
-        self._by_copy = USE_COPY and not self._store.cockroach
         if self._by_copy:
             try:
                 conn.execute("SET LOCAL statement_timeout = 0")  # a COPY lasts as long as its producer
@@ -196,13 +206,18 @@ class _Upload(BlobWriter):
 
 
 class _ChunkReader(io.RawIOBase):
-    """A blob's bytes, fetched one chunk per query as they are read."""
+    """A blob's bytes, fetched a few rows per query as they are read.
 
-    def __init__(self, fetch: Callable[[int], bytes | None], size: int) -> None:
+    ``fetch(seq)`` returns the rows from ``seq`` on that follow each other (an empty list past
+    the end or at a missing row: the stream then ends early, and the verifier sees it short).
+    """
+
+    def __init__(self, fetch: Callable[[int], list[bytes]], size: int) -> None:
         super().__init__()
         self._fetch = fetch
         self._left = size
         self._seq = 0
+        self._pending: list[bytes] = []
         self._chunk = b""
         self._pos = 0
 
@@ -210,24 +225,25 @@ class _ChunkReader(io.RawIOBase):
         return True
 
     def _next(self) -> bool:
-        """Fetch the next chunk; False at the end (or at a missing chunk: the verifier sees it short)."""
-        if self._left <= 0:
-            return False
-        data = self._fetch(self._seq)
-        if not data:
-            self._left = 0
-            return False
-        self._seq += 1
-        self._left -= len(data)
-        self._chunk, self._pos = data, 0
+        """Move to the next row, fetching more if need be; False at the end."""
+        if not self._pending:
+            got = self._fetch(self._seq) if self._left > 0 else []
+            if not got:
+                self._left = 0
+                return False
+            self._seq += len(got)
+            self._left -= sum(len(d) for d in got)
+            self._pending = got[::-1]
+        self._chunk, self._pos = self._pending.pop(), 0
         return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         if not view:
             return 0
-        if self._pos >= len(self._chunk) and not self._next():
-            return 0
+        while self._pos >= len(self._chunk):
+            if not self._next():
+                return 0
         n = min(len(view), len(self._chunk) - self._pos)
         view[:n] = self._chunk[self._pos : self._pos + n]
         self._pos += n
@@ -242,7 +258,7 @@ class _ChunkReader(io.RawIOBase):
         return b"".join(parts)
 
     def close(self) -> None:
-        self._chunk = b""
+        self._chunk, self._pending = b"", []
         super().close()
 
 
@@ -255,6 +271,9 @@ class BlobsMixin(StoreCore):
             found = self.__dict__["_blob_statements"] = _Sql(self._layout.blobs, self._layout.chunks)
         return found
 
+    def _cockroach_path(self) -> bool:
+        return self.cockroach or not USE_COPY
+
     def blob_writer(self) -> BlobWriter:
         """Start an upload: one transaction, committed with the blob's row (see the module docstring).
 
@@ -266,7 +285,7 @@ class BlobsMixin(StoreCore):
         return _Upload(self)
 
     def open_blob(self, sha256: str) -> IO[bytes]:
-        """Open a blob's bytes, fetched one chunk at a time as they are read.
+        """Open a blob's bytes, fetched about 1 MiB per query as they are read.
 
         Raises:
             QueryError: ``sha256`` is not 64 lower-case hex digits.
@@ -279,14 +298,21 @@ class BlobsMixin(StoreCore):
             raise NotFoundError(f"no blob {sha256} in {self!r}")
         blob_id, size = int(row[0]), int(row[1])
 
-        def fetch(seq: int) -> bytes | None:
-            def one(conn: psycopg.Connection) -> bytes | None:
-                got = conn.execute(q.chunk, (blob_id, seq), binary=True).fetchone()
-                return None if got is None else bytes(got[0])
+        rows = _FETCH_ROWS_COCKROACH if self._cockroach_path() else 1
 
-            return self._run(one, read=True)
+        def fetch(seq: int) -> list[bytes]:
+            def some(conn: psycopg.Connection) -> list[bytes]:
+                got = conn.execute(q.chunks, (blob_id, seq, seq + rows), binary=True).fetchall()
+                out: list[bytes] = []
+                for s, data in got:
+                    if s != seq + len(out):
+                        break
+                    out.append(bytes(data))
+                return out
 
-        return _ChunkReader(fetch, size)
+            return self._run(some, read=True)
+
+        return io.BufferedReader(_ChunkReader(fetch, size), buffer_size=CHUNK_SIZE)
 
     def stat_blob(self, sha256: str) -> BlobStat | None:
         """Return the blob's address, size and store time (server clock), or ``None``.
