@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from track_backends.testing import ClaimContract, LeaseContract, PointsContract, ProtocolContract, StoreContract
+from track_backends.testing import (
+    ArtifactContract,
+    ClaimContract,
+    LeaseContract,
+    PointsContract,
+    ProtocolContract,
+    StoreContract,
+)
 
 
-class TestPostgres(StoreContract, ProtocolContract, LeaseContract, PointsContract):
+class TestPostgres(StoreContract, ProtocolContract, LeaseContract, PointsContract, ArtifactContract):
     multiprocess = True
 
     @pytest.fixture

@@ -290,7 +290,7 @@ def test_a_layout_1_schema_is_migrated(pg_server_uri: str, pg_schema: str, pg_ad
         proto.log_trial_metrics(trials[0], step=5, loss=0.01)
         proto.log_trial_metrics_batch(trials[1], {"loss": [(5, 0.02), (6, 0.03)]})
     version = pg_admin.execute(f'SELECT value FROM "{pg_schema}"."tb$meta" WHERE key = %s', ("schema_version",))
-    assert version.fetchone()[0] == 2
+    assert version.fetchone()[0] == 3  # 1 -> 2 (points tables) -> 3 (blob tables)
     stats = pg_admin.execute(
         "SELECT attstattarget FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'k_d9e62284168a9864'",
         (f'"{pg_schema}".trials',),
@@ -301,5 +301,7 @@ def test_a_layout_1_schema_is_migrated(pg_server_uri: str, pg_schema: str, pg_ad
         assert t0.metrics["loss"][-2:] == [(4, 0.2), (5, 0.01)] and t0.metric_summary["loss"]["count"] == 6
         assert t1.metrics["loss"][-3:] == [(4, 1 / 6), (5, 0.02), (6, 0.03)]
         assert t1.metric_summary["loss"]["min"] == 0.02
+        proto.put_artifact(t0, "after.bin", b"blobs work after the upgrade")
+        assert proto.read_artifact(t0, "after.bin") == b"blobs work after the upgrade"
         assert proto.store.delete(TRIALS, {"uid": t0.uid}) == 1
         assert proto.store.fetch_points(TRIALS, [t0.uid]) == {}

@@ -15,8 +15,16 @@ first used. The modules, from the bottom up:
   :mod:`.updates`: the compiler from parsed queries, sorts and updates to parameterised SQL.
 * :mod:`.statements`: the statements a store runs, cached per query shape.
 * :mod:`.series`: the metric points tables and their SQL; :mod:`.migrations`: layout upgrades.
+* :mod:`.blobstore`: the blob primitives (artifacts' bytes).
 * :mod:`.core`, :mod:`.series_store`, :mod:`.store`: :class:`PostgresStore` (its pools,
   collections and Python paths; its points primitives; the Store API).
+
+Blobs (the content-addressed bytes behind artifacts) live in the namespace beside the
+collections, in ``<prefix>tb$blobs`` (one row per content: sha256, size, time, id) and
+``<prefix>tb$blob_chunks`` (its bytes as 1 MiB ``bytea`` rows keyed ``(id, seq)``), created by
+layout 3. An upload is one transaction on a connection of its own (``COPY`` on PostgreSQL,
+one ``INSERT`` per chunk on CockroachDB), so a failed or killed upload leaves nothing; reads
+fetch a chunk per query. On CockroachDB a whole upload is one transaction, untested there.
 
 Indexes: a query that pins every path of an index to strings (``{"group_id": g,
 "status.name": {"$in": [...]}}``) is answered through the index. Trials get

@@ -145,6 +145,23 @@ class Connections:
         finally:
             conn.close()
 
+    def connect(self) -> psycopg.Connection:
+        """A new connection outside the pool, not in autocommit, for one long transaction (the caller closes it).
+
+        The namespace is set up first (the pool is opened if need be).
+
+        Raises:
+            StoreUnavailableError: The server cannot be reached, or the store is closed.
+            StoreError: The server refused the connection.
+        """
+        self.open()
+        try:
+            conn = psycopg.connect(self._conninfo, **{**self._kwargs(), "autocommit": False})
+        except psycopg.Error as e:
+            raise wrap_error(e, self.opts) from e
+        _configure(conn)
+        return conn
+
     def open(self) -> ConnectionPool:
         """The pool, opened (and the namespace set up) on first use.
 

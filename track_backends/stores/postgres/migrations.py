@@ -52,6 +52,11 @@ def to_layout_2(layout: Layout, conn: psycopg.Connection) -> None:
         _move_trial_metrics(layout, conn)
 
 
+def to_layout_3(layout: Layout, conn: psycopg.Connection) -> None:
+    """Layout 2 -> 3: the blob tables (artifacts' bytes, see :mod:`.blobstore`); nothing else changes."""
+    layout.create_blobs(conn)
+
+
 def _move_trial_metrics(layout: Layout, conn: psycopg.Connection) -> None:
     """Convert every layout-1 trial, reading them through a server-side cursor in batches."""
     table = layout.table(TRIALS)

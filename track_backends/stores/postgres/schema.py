@@ -10,7 +10,8 @@ forward (:mod:`.migrations`) under an advisory lock (PostgreSQL) or by SERIALIZA
 
 Layout versions: 1, documents only (trials held their points in ``metrics``); 2, points tables,
 trials with ``metric_summary``, no statistics on the ``status.name`` key column
-(:data:`.indexes.QUEUE_PATHS`).
+(:data:`.indexes.QUEUE_PATHS`); 3, the blob tables ``<prefix>tb$blobs`` and
+``<prefix>tb$blob_chunks`` (:mod:`.blobstore`).
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ from ...store import DEFAULT_INDEXES, check_collection
 from .connection import RETRY_SQLSTATES, wrap_error
 from .functions import create_functions, function_names
 from .indexes import Collection, Index, create_index, name_hash
-from .migrations import to_layout_2
+from .migrations import to_layout_2, to_layout_3
 from .options import Options
 from .series import create_points_table, points_table_name
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The layout version this package writes; older stored versions are migrated forward."""
 
 Migration = Callable[["Layout", psycopg.Connection], None]
-MIGRATIONS: dict[int, Migration] = {1: to_layout_2}
+MIGRATIONS: dict[int, Migration] = {1: to_layout_2, 2: to_layout_3}
 """``MIGRATIONS[v](layout, conn)`` upgrades a namespace from version ``v`` to ``v + 1`` (inside a transaction)."""
 
 _RACING_SQLSTATES = RETRY_SQLSTATES + ("23505", "42P07")  # two processes creating the same thing
@@ -57,6 +58,8 @@ class Layout:
         self.cockroach = opts.cockroach
         self.meta = sql.Identifier(self.schema, f"{self.prefix}tb$meta")
         self.registry = sql.Identifier(self.schema, f"{self.prefix}tb$indexes")
+        self.blobs = sql.Identifier(self.schema, f"{self.prefix}tb$blobs")
+        self.chunks = sql.Identifier(self.schema, f"{self.prefix}tb$blob_chunks")
         self.functions: dict[str, sql.Identifier] | None = (
             None if self.cockroach else function_names(self.schema, self.prefix)
         )
@@ -75,6 +78,20 @@ class Layout:
     def create_points(self, conn: psycopg.Connection, collection: str) -> None:
         """Create the points table of ``collection`` (in the caller's transaction)."""
         create_points_table(conn, self.points_table(collection), cockroach=self.cockroach)
+
+    def create_blobs(self, conn: psycopg.Connection) -> None:
+        """Create the blob tables of :mod:`.blobstore` (in the caller's transaction)."""
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (sha256 text PRIMARY KEY, size bigint NOT NULL, created float8 NOT NULL,"
+                " id bigint NOT NULL UNIQUE)"
+            ).format(self.blobs)
+        )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (id bigint NOT NULL, seq integer NOT NULL, data bytea NOT NULL, PRIMARY KEY (id, seq))"
+            ).format(self.chunks)
+        )
 
     def lock(self, conn: psycopg.Connection) -> None:
         """Serialise layout changes of this namespace (PostgreSQL: a transaction advisory lock)."""
@@ -125,6 +142,7 @@ class Layout:
             return int(row[0])
         if not self.cockroach:
             create_functions(conn, self.schema, self.prefix)
+        self.create_blobs(conn)
         conn.execute(
             sql.SQL("INSERT INTO {} (key, value) VALUES ('schema_version', %s::jsonb)").format(self.meta),
             (json.dumps(SCHEMA_VERSION),),

@@ -10,7 +10,7 @@ number of times; CockroachDB always runs SERIALIZABLE, PostgreSQL when ``isolati
 
 Metric points live in a table beside each collection's (:mod:`.series`): appending them with a
 summary update is one transaction, and deleting documents deletes their points in the same
-statement.
+statement. Blobs (artifacts' bytes) live in two tables of the namespace (:mod:`.blobstore`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ...query import parse_projection, parse_sort, project
 from ...query.cache import cache_key
 from ...store import Document, Query, check_collection, check_index_keys, check_limit
 from ...uri import StoreURI
+from .blobstore import BlobsMixin
 from .connection import PYTHON_SQLSTATE
 from .jsonb import dumps
 from .series import delete_sql
@@ -43,7 +44,7 @@ _DELETE = (
 )
 
 
-class PostgresStore(SeriesMixin):
+class PostgresStore(BlobsMixin, SeriesMixin):
     """A :class:`~track_backends.store.Store` on PostgreSQL or CockroachDB (see the package docstring)."""
 
     # -- Store API --------------------------------------------------------------------------------
