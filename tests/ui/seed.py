@@ -28,7 +28,7 @@ def fill(uri: str) -> dict[str, Any]:
         return fill_protocol(proto)
 
 
-def fill_protocol(proto: DocumentProtocol, artifacts: bool = True) -> dict[str, Any]:
+def fill_protocol(proto: DocumentProtocol) -> dict[str, Any]:
     """Fill an empty store and return what the tests expect to see (two artifacts on ``curve``).
 
     Returns:
@@ -61,9 +61,8 @@ def fill_protocol(proto: DocumentProtocol, artifacts: bool = True) -> dict[str, 
     nan = Trial({"lr": float("inf"), "tag": "nan"}, group_id="not-a-stored-group")
     proto.new_trial(nan)
     proto.log_trial_metrics_batch(nan, {"loss": [(0, float("nan")), (1, float("inf")), (2, 1.0)]})
-    if artifacts:
-        proto.put_artifact(uids[0], "plots/loss.csv", ARTIFACT, metadata={"rows": STEPS})
-        proto.put_artifact(uids[0], XSS_ARTIFACT, b"hostile name")
+    proto.put_artifact(uids[0], "plots/loss.csv", ARTIFACT, metadata={"rows": STEPS})
+    proto.put_artifact(uids[0], XSS_ARTIFACT, b"hostile name")
     hostile = proto.new_trial_group(TrialGroup("<b>bold</b>", project_id="mnist"))
     proto.new_trial(Trial({"lr": 0.4}, project_id="mnist", group_id=hostile.uid))
     return {

@@ -19,7 +19,6 @@ from conftest import need_web_stack, unavailable
 from track_backends import get_protocol
 
 STORES = ["ephemeral", "pickled", "file", "mongomock", "mongodb", "postgresql"]
-BLOB_STORES = ["ephemeral", "pickled", "file", "mongomock", "mongodb"]
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +93,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Clie
 
     proto = get_protocol(store_uri(request.param, request, tmp_path))
     try:
-        expected = seed.fill_protocol(proto, artifacts=request.param in BLOB_STORES)
-        expected["artifacts"] = request.param in BLOB_STORES
+        expected = seed.fill_protocol(proto)
         yield Client(create_app(proto)), expected
     finally:
         proto.close()
@@ -121,10 +119,9 @@ def test_every_view_on_every_store(client: tuple[Client, dict[str, Any]]) -> Non
     assert bad.status_code == 400 and bad.json()["error"] == "QueryError"
     trial = c.get(f"/api/trial/{expected['curve']}").json()
     assert trial["metrics"]["loss"]["shown"] == 25
-    if expected["artifacts"]:
-        assert [a["name"] for a in trial["artifacts"]] == [seed.XSS_ARTIFACT, "plots/loss.csv"]
-        got = c.get(f"/api/artifact/{expected['curve']}", params={"name": "plots/loss.csv"})
-        assert got.status_code == 200 and got.content == seed.ARTIFACT
+    assert [a["name"] for a in trial["artifacts"]] == [seed.XSS_ARTIFACT, "plots/loss.csv"]
+    got = c.get(f"/api/artifact/{expected['curve']}", params={"name": "plots/loss.csv"})
+    assert got.status_code == 200 and got.content == seed.ARTIFACT
     nan = json.loads(c.get(f"/api/trial/{expected['nan']}").text, parse_constant=lambda n: pytest.fail(n))
     assert nan["metrics"]["loss"]["values"] == [None, None, 1.0]
     group = c.get(f"/api/group/{expected['group']}").json()
