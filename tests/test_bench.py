@@ -17,6 +17,9 @@ from track_backends.stores.memory import MemoryStore
 METRICS = ("insert_per_s", "query_ms", "log_per_s", "claim_per_s", "group_query_ms")
 RATIOS = {"insert", "query", "log", "claim", "group"}
 
+QUICK = ["--artifact-mib", "0", "--no-record"]
+"""Flags that skip the artifacts and record phases, for tests about something else."""
+
 
 def _assert_rows(rows: list[dict[str, Any]]) -> None:
     for r in rows:
@@ -31,7 +34,7 @@ def _assert_rows(rows: list[dict[str, Any]]) -> None:
 
 def test_json_report_has_rows_and_claims(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bench.json"
-    assert main(["bench", "ephemeral:", "--n", "200,400", "--repeat", "1", "--json", str(path), "-q"]) == 0
+    assert main(["bench", "ephemeral:", "--n", "200,400", "--repeat", "1", "--json", str(path), "-q", *QUICK]) == 0
     assert "claim/s" in capsys.readouterr().out  # the table still goes to stdout
     report = json.loads(path.read_text())
     assert report["meta"]["ns"] == [200, 400]
@@ -225,7 +228,7 @@ def test_plot_script_merges_reports(tmp_path: Path) -> None:
 
 
 def test_json_to_stdout_with_check_puts_targets_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "ephemeral:", "--n", "100", "--repeat", "1", "--json", "--check", "-q"]) == 0
+    assert main(["bench", "ephemeral:", "--n", "100", "--repeat", "1", "--json", "--check", "-q", *QUICK]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["rows"]
     assert captured.err.startswith("targets:")
@@ -382,6 +385,7 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     out = tmp_path / "bench.png"
     path = tmp_path / "bench.json"
     argv = ["bench", "ephemeral:", "--n", "100,200", "--repeat", "1", "-q", "--plot", str(out), "--json", str(path)]
+    argv += QUICK
     assert main(argv) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     report = json.loads(path.read_text())
@@ -427,7 +431,7 @@ def test_history_phase_reports_points_at_scale() -> None:
 
 
 def test_cli_history_flags(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["bench", "ephemeral:", "--n", "50", "--repeat", "1", "--workers", "0", "--no-peers", "--json", "-q"]
+    argv = ["bench", "ephemeral:", "--n", "50", "--repeat", "1", "--workers", "0", "--no-peers", "--json", "-q", *QUICK]
     assert main([*argv, "--history-points", "2000"]) == 0
     assert len(json.loads(capsys.readouterr().out)["history"]) == 1
     assert main([*argv, "--no-history"]) == 0
@@ -451,8 +455,21 @@ def test_artifacts_phase_compares_with_a_raw_copy(tmp_path: Path) -> None:
 
 def test_cli_artifact_flag(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["bench", "ephemeral:", "--n", "50", "--repeat", "1", "--workers", "0", "--no-peers", "--json", "-q"]
-    assert main([*argv, "--no-history", "--artifact-mib", "2"]) == 0
+    assert main([*argv, "--no-history", "--no-record", "--artifact-mib", "2"]) == 0
     (row,) = json.loads(capsys.readouterr().out)["artifacts"]
     assert row["mib"] == 2 and row["up_mib_s"] > 0
     assert main([*argv, "--no-history", "--artifact-mib", "0"]) == 0
-    assert json.loads(capsys.readouterr().out)["artifacts"] == []
+    report = json.loads(capsys.readouterr().out)
+    assert report["artifacts"] == [] and report["record"]["saved_us"] > 0
+
+
+def test_record_phase_measures_recorder_and_tracing() -> None:
+    report = bench.run(["ephemeral:"], [50], levels=["store"], repeats=1, recording=True)
+    rec = report["record"]
+    for key in ("plain_us", "saved_us", "unsaved_us", "trace_on_us"):
+        assert rec[key] > 0
+    assert rec["trace_off_us"] >= 0 and rec["saved_us"] > rec["unsaved_us"]
+    checks = [c for c in report["checks"] if c["level"] == "record"]
+    assert len(checks) == 3 and all(c["status"] in ("PASS", "MISS") for c in checks)
+    assert "record: per-call cost" in bench.format_report(report)
+    assert bench.run(["ephemeral:"], [50], levels=["store"], repeats=1)["record"] is None

@@ -315,6 +315,10 @@ def format_report(report: dict[str, Any], *, checks: bool = False) -> str:
         from .artifacts import artifacts_table
 
         parts += ["", artifacts_table(report["artifacts"])]
+    if report.get("record"):
+        from .recording import recording_table
+
+        parts += ["", recording_table(report["record"])]
     if report.get("workers"):
         parts += ["", "concurrent claims: K processes claim from one store until none is left (each trial once)"]
         wh = ["store", "n", "workers", "claims/s", "speedup", "per worker", "note"]

@@ -25,6 +25,7 @@ from . import references, workers
 from .artifacts import artifacts_row, check_artifacts
 from .history import history as history_phase
 from .history import pymongo_insert_many
+from .recording import check_recording, recording_phase
 from .report import JOURNAL_SCHEMES, check_history, check_targets, flatness, kind
 from .workload import (
     GROUP,
@@ -310,6 +311,7 @@ def run(
     history: bool = False,
     history_points: int = 100_000,
     artifact_mib: int = 0,
+    recording: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark and return its report (what ``--json`` prints).
 
@@ -325,9 +327,11 @@ def run(
         history: Also run the history phase (metric points at scale, :mod:`.history`).
         history_points: Points in the history phase's long series.
         artifact_mib: Also run the artifacts phase (:mod:`.artifacts`) with this many MiB; 0: not.
+        recording: Also run the record phase (:mod:`.recording`: recorder and tracing costs).
 
     Returns:
-        ``{"meta", "rows", "workers", "flatness", "checks", "notes"}``. Each row has ``store, uri,
+        ``{"meta", "rows", "workers", "history", "artifacts", "record", "flatness", "checks",
+        "notes"}``. Each row has ``store, uri,
         level, n, repeats, insert_per_s, query_ms, log_per_s, claim_per_s, group_query_ms,
         claimed, ratio, reference``; ``ratio`` (store / the ``reference`` row) is ``None`` for
         reference and peer rows and for stores without a reference. Each workers entry has
@@ -408,6 +412,9 @@ def run(
                     arows.append(artifacts_row(target, artifact_mib, say))
             if peers:
                 rows.extend(_peer_rows(ns, repeats, say, notes))
+            if recording:
+                say("record: recorder and tracing per-call costs on ephemeral:")
+            rec = recording_phase() if recording else None
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -419,10 +426,12 @@ def run(
         "workers": wrows,
         "history": hrows,
         "artifacts": arows,
+        "record": rec,
         "flatness": flat,
         "checks": check_targets(rows, flat, wrows if ks else None)
         + check_history(hrows, rows)
-        + check_artifacts(arows),
+        + check_artifacts(arows)
+        + check_recording(rec),
         "notes": notes,
     }
 

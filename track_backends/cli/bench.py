@@ -80,6 +80,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="MIB",
         help="size of the artifact in the artifacts phase (default: 64; 0 skips the phase)",
     )
+    p.add_argument("--no-record", action="store_true", help="skip the record phase (recorder and tracing costs)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         history=not args.no_history,
         history_points=args.history_points,
         artifact_mib=args.artifact_mib,
+        recording=not args.no_record,
     )
     if args.plot:
         bench.plot_report(report, args.plot)
