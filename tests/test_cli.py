@@ -308,7 +308,9 @@ def test_bench_bad_n_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
 
 # -- bench, in process ------------------------------------------------------------------------------
 def test_bench_ephemeral_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "ephemeral:", "--n", "200", "--repeat", "1", "--check", "--no-peers", "-q"]) == 0
+    assert (
+        main(["bench", "ephemeral:", "--n", "200", "--repeat", "1", "--check", "--no-peers", "-q", "--no-record"]) == 0
+    )
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("store"))
     for col in ("level", "n", "insert/s", "query ms", "log/s", "claim/s"):
@@ -323,11 +325,9 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
     store = MemoryStore()
     store.close = lambda: None  # type: ignore[method-assign]
     register("clibench", lambda uri: store, replace=True)
+    argv = ["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "--no-peers", "--no-history", "-q"]
     try:
-        assert (
-            main(["bench", "clibench:", "--n", "50,100", "--repeat", "1", "--json", "--no-peers", "--no-history", "-q"])
-            == 0
-        )
+        assert main([*argv, "--no-record", "--artifact-mib", "1"]) == 0
     finally:
         unregister("clibench")
     report = json.loads(capsys.readouterr().out)
@@ -339,12 +339,14 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
         "heartbeat cost / one-document update cost",
         "reserve cost(large n)/cost(small n)",
     }
-    assert store.count("trials") == 0
+    assert store.count("trials") == 0 and store.count("artifacts") == 0 and list(store.list_blobs()) == []
+    (art,) = report["artifacts"]
+    assert art["reference"] is None and art["up_mib_s"] > 0  # no raw reference for a plugin's engine
 
 
 def test_bench_pickled_file_in_tmp_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"pickled://{tmp_path}/bench.pkl"
-    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "--no-peers", "-q"]) == 0
+    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "--no-peers", "-q", "--no-record"]) == 0
     report = json.loads(capsys.readouterr().out)
     levels = {r["level"]: r for r in report["rows"]}
     assert set(levels) == {"store", "protocol", "ref:fsync"}

@@ -32,8 +32,11 @@ def test_json_has_the_raw_pymongo_rows_and_workers_claim_exactly_n(
 ) -> None:
     path = tmp_path / "mongo.json"
     argv = ["bench", bench_mongo_uri, "--n", "60,120", "--level", "store", "--workers", "1,2", "--repeat", "1"]
-    assert main([*argv, "--json", str(path), "-q", "--no-peers"]) == 0
+    assert main([*argv, "--json", str(path), "-q", "--no-peers", "--artifact-mib", "3", "--no-record"]) == 0
     report = json.loads(path.read_text())
+    (art,) = report["artifacts"]
+    assert art["reference"] == "ref:GridFS" and art["mib"] == 3
+    assert all(art[k] > 0 for k in ("up_mib_s", "down_mib_s", "ref_up_mib_s", "ref_down_mib_s", "down_ratio"))
     by_level = {(r["level"], r["n"]): r for r in report["rows"]}
     assert set(by_level) == {(lv, n) for lv in ("store", "ref:pymongo") for n in (60, 120)}
     for n in (60, 120):

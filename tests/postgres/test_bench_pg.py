@@ -17,8 +17,11 @@ from track_backends.uri import parse_uri
 def test_json_has_the_raw_psycopg_rows_and_workers_claim_exactly_n(pg_uri: str, tmp_path: Path) -> None:
     path = tmp_path / "pg.json"
     argv = ["bench", pg_uri, "--n", "120,200", "--level", "store", "--workers", "1,3", "--repeat", "1"]
-    assert main([*argv, "--json", str(path), "-q", "--no-peers"]) == 0
+    assert main([*argv, "--json", str(path), "-q", "--no-peers", "--artifact-mib", "3", "--no-record"]) == 0
     report = json.loads(path.read_text())
+    (art,) = report["artifacts"]
+    assert art["reference"] == "ref:COPY" and art["mib"] == 3
+    assert all(art[k] > 0 for k in ("up_mib_s", "down_mib_s", "ref_up_mib_s", "ref_down_mib_s", "up_ratio"))
     by_level = {(r["level"], r["n"]): r for r in report["rows"]}
     assert set(by_level) == {(lv, n) for lv in ("store", "ref:psycopg") for n in (120, 200)}
     for n in (120, 200):
@@ -33,7 +36,8 @@ def test_json_has_the_raw_psycopg_rows_and_workers_claim_exactly_n(pg_uri: str, 
     whats = {c["what"] for c in report["checks"]}
     assert "inserts / raw psycopg >= 0.8" in whats and "4 workers' claims/s / 1 worker's >= 1.5" in whats
     with open_store(pg_uri) as store:
-        assert store.count("trials") == 0  # the bench removed its trials
+        assert store.count("trials") == 0  # the bench removed its trials, artifacts and blobs
+        assert store.count("artifacts") == 0 and list(store.list_blobs()) == []
 
 
 def test_raw_reference_replays_the_stores_own_statements(pg_uri: str) -> None:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..layout import ARTIFACTS
 from ..model import Trial
 from ..protocol import DocumentProtocol
 from ..store import Store
@@ -170,12 +171,13 @@ def artifacts_phase(store: Store, uri: StoreURI, kind: str, directory: str, mib:
     proto.new_trial(trial)
     source = _source(directory, mib)
     out = os.path.join(directory, "bench-artifact-out.bin")
+    stored: list[str] = []
     try:
 
         def upload() -> None:
             with open(source, "r+b") as f:  # new content each time: no deduplication
                 f.write(os.urandom(8))
-            proto.put_artifact(trial, "bench.bin", source)
+            stored.append(proto.put_artifact(trial, "bench.bin", source).sha256)
 
         def download() -> None:
             with proto.open_artifact(trial, "bench.bin") as f, open(out, "wb") as g:
@@ -195,6 +197,9 @@ def artifacts_phase(store: Store, uri: StoreURI, kind: str, directory: str, mib:
         for p in (source, out):
             if os.path.exists(p):
                 os.unlink(p)
+        store.delete(ARTIFACTS, {"trial": trial.uid})  # a server store keeps only what it had
+        for sha in stored:
+            store.delete_blob(sha)
     return {
         "mib": mib,
         "up_mib_s": up,
