@@ -108,6 +108,19 @@ def trial_uid(hash: str, revision: int) -> str:
     return f"{hash}_{int(revision)}"
 
 
+def uid_of(obj: Any) -> str | None:
+    """The uid of a stored object (a Trial, a TrialGroup, ...) or of a uid given as a string.
+
+    >>> uid_of("abc_0"), uid_of(42)
+    ('abc_0', None)
+
+    Returns:
+        The uid, or ``None`` when ``obj`` is neither a non-empty string nor has a string ``uid``.
+    """
+    uid = obj if isinstance(obj, str) else getattr(obj, "uid", None)
+    return uid if type(uid) is str and uid else None
+
+
 def canonical_hash(*values: Any) -> str:
     """Hash JSON-like values canonically.
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from track_backends import get_protocol
+
+
+@pytest.fixture
+def proto() -> Iterator[Any]:
+    """A Protocol over a fresh ``ephemeral:`` store."""
+    with get_protocol("ephemeral:") as p:
+        yield p
 
 
 @pytest.fixture(params=["pickled", "file"])

@@ -27,12 +27,6 @@ from track_backends.record import (
 
 
 @pytest.fixture
-def proto() -> Any:
-    with get_protocol("ephemeral:") as p:
-        yield p
-
-
-@pytest.fixture
 def trial(proto: Any) -> Trial:
     t = Trial({"recorder": 1})
     proto.new_trial(t)

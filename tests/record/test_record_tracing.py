@@ -15,12 +15,6 @@ from track_backends.record import TRACES, RecordError, TraceRecord, get_trace, s
 
 
 @pytest.fixture
-def proto() -> Any:
-    with get_protocol("ephemeral:") as p:
-        yield p
-
-
-@pytest.fixture
 def trial(proto: Any) -> Trial:
     t = Trial({"tracing": 1})
     proto.new_trial(t)

@@ -12,8 +12,25 @@ _COPY_COLUMNS = ["source", "copied", "unchanged", "skipped", "overwritten", "bum
 _VERIFY_COLUMNS = ["verified", "kept", "missing", "differing"]
 
 
+class _Problems:
+    """Counting failures and keeping the first :data:`MAX_PROBLEMS` messages about them."""
+
+    failed: int
+    problems: list[str]
+
+    def problem(self, message: str) -> None:
+        """Record a problem message (only the first :data:`MAX_PROBLEMS` are kept)."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(message)
+
+    def fail(self, message: str) -> None:
+        """Count what could not be copied (a document the destination refused, a blob), and record why."""
+        self.failed += 1
+        self.problem(message)
+
+
 @dataclass
-class CollectionReport:
+class CollectionReport(_Problems):
     """What a migration did to one collection.
 
     Attributes:
@@ -69,16 +86,6 @@ class CollectionReport:
     series_verified: int = 0
     series_differing: int = 0
 
-    def problem(self, message: str) -> None:
-        """Record a problem message (only the first :data:`MAX_PROBLEMS` are kept)."""
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(message)
-
-    def fail(self, message: str) -> None:
-        """Count a document the destination refused, and record why."""
-        self.failed += 1
-        self.problem(message)
-
     def skip(self, uid: str) -> None:
         """Count a conflict kept as the destination has it (the first uids are recorded)."""
         self.skipped += 1
@@ -97,7 +104,7 @@ class CollectionReport:
 
 
 @dataclass
-class BlobReport:
+class BlobReport(_Problems):
     """What a migration did with blobs (the content behind artifacts and cache entries).
 
     Attributes:
@@ -124,16 +131,6 @@ class BlobReport:
     missing: int = 0
     differing: int = 0
     problems: list[str] = field(default_factory=list)
-
-    def problem(self, message: str) -> None:
-        """Record a problem message (only the first :data:`MAX_PROBLEMS` are kept)."""
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(message)
-
-    def fail(self, message: str) -> None:
-        """Count a blob that could not be copied, and record why."""
-        self.failed += 1
-        self.problem(message)
 
     def line(self, verified: bool) -> str:
         """One summary line."""

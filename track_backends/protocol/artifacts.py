@@ -26,7 +26,7 @@ from ..blobs import CHUNK_SIZE, Readable, VerifiedReader, iter_chunks
 from ..encoding import prepare_document
 from ..errors import ArtifactError, CorruptStoreError, EncodingError, NotFoundError
 from ..layout import ARTIFACTS
-from ..model import Trial
+from ..model import Trial, uid_of
 from ..store import TRIALS, Store
 from .metrics import MetricsProtocol
 
@@ -105,8 +105,8 @@ def check_artifact_name(name: Any) -> str:
 
 
 def _trial_uid(trial: Any) -> str:
-    uid = trial if isinstance(trial, str) else getattr(trial, "uid", None)
-    if type(uid) is not str or not uid:
+    uid = uid_of(trial)
+    if uid is None:
         raise ArtifactError(f"expected a Trial or a trial uid, got {trial!r:.80}")
     return uid
 

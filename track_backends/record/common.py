@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import TrackBackendsError
+from ..model import uid_of
 
 
 class RecordError(TrackBackendsError, ValueError):
@@ -17,8 +18,8 @@ def trial_uid_of(trial: Any) -> str:
     Raises:
         RecordError: ``trial`` is neither.
     """
-    uid = trial if isinstance(trial, str) else getattr(trial, "uid", None)
-    if type(uid) is not str or not uid:
+    uid = uid_of(trial)
+    if uid is None:
         raise RecordError(f"expected a Trial or a trial uid, got {trial!r:.80}")
     return uid
 
@@ -29,7 +30,7 @@ def group_uid_of(group: Any) -> str:
     Raises:
         RecordError: ``group`` is neither.
     """
-    uid = group if isinstance(group, str) else getattr(group, "uid", None)
-    if type(uid) is not str or not uid:
+    uid = uid_of(group)
+    if uid is None:
         raise RecordError(f"expected a TrialGroup or a group uid, got {group!r:.80}")
     return uid
