@@ -8,18 +8,19 @@ cannot be computed from JSONB (``$gt``/``$lt`` against a document or an array) a
 ``$regex`` patterns or options that PostgreSQL's regex engine does not reproduce exactly (see
 :func:`.regex.pg_regex`).
 
-A simple condition compiles to SQL with the values as parameters:
+A simple condition compiles to SQL with the values as parameters (``+Infinity``, kept in JSONB
+as a ``{"$n": "Infinity"}`` stand-in, is greater than every number, so it is matched too):
 
 >>> from track_backends.query import parse
 >>> params = Params()
 >>> cond = compile_condition(parse({"x": {"$gt": 3}}), params)
 >>> print(cond.sql.as_string())  # doctest: +NORMALIZE_WHITESPACE
-(COALESCE((jsonb_typeof(("doc" -> %(p0)s::text)) = 'number' AND ("doc" -> %(p0)s::text) > %(p1)s::jsonb), false)
- OR EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(("doc" -> %(p0)s::text)) = 'array'
- THEN ("doc" -> %(p0)s::text) END) "x1"(v) WHERE COALESCE((jsonb_typeof("x1".v) = 'number'
- AND "x1".v > %(p1)s::jsonb), false)))
+(COALESCE(((jsonb_typeof(("doc" -> %(p0)s::text)) = 'number' AND ("doc" -> %(p0)s::text) > %(p1)s::jsonb)
+ OR ("doc" -> %(p0)s::text) = %(p2)s::jsonb), false) OR EXISTS (SELECT 1 FROM jsonb_array_elements(CASE
+ WHEN jsonb_typeof(("doc" -> %(p0)s::text)) = 'array' THEN ("doc" -> %(p0)s::text) END) "x1"(v) WHERE
+ COALESCE(((jsonb_typeof("x1".v) = 'number' AND "x1".v > %(p1)s::jsonb) OR "x1".v = %(p2)s::jsonb), false)))
 >>> params.values, cond.exact
-({'p0': 'x', 'p1': '3'}, True)
+({'p0': 'x', 'p1': '3', 'p2': '{"$n":"Infinity"}'}, True)
 """
 
 from __future__ import annotations
