@@ -59,7 +59,8 @@ class _Hasher:
     """A running sha256 that hashes big chunks on a helper thread, beside the caller's writes.
 
     ``hashlib`` releases the GIL while it hashes a large buffer, so an upload hashes one chunk
-    while the store writes it, instead of one after the other. Chunks stay in order (one thread,
+    while the store writes it, and a read hashes one chunk while the caller uses the next,
+    instead of one after the other. Chunks stay in order (one thread,
     one FIFO queue); a mutable buffer is copied first, since the caller may reuse it; at most
     :data:`_QUEUED` chunks wait, which bounds the memory held.
     """
@@ -140,6 +141,9 @@ class BlobWriter(ABC):
             self._done = True
         return BlobStat(sha, self.size, created)
 
+    def __del__(self) -> None:
+        self._hash.stop()  # an upload dropped without commit or abort: end its hashing thread
+
     def abort(self) -> None:
         """Drop the upload; nothing of it becomes visible. Harmless after commit or abort."""
         if not self._done:
@@ -195,27 +199,42 @@ class VerifiedReader(io.RawIOBase):
         self._expect = sha256
         self._size = size
         self._where = where
-        self._hash = hashlib.sha256()
+        self._hash = _Hasher()
         self._read = 0
         self._ok = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        want = len(view)
-        if want == 0:
-            return 0
-        data = self._raw.read(want)
-        n = len(data) if data else 0
+    def _take(self, data: bytes) -> None:
+        n = len(data)
         if n:
-            view[:n] = data
-            self._hash.update(view[:n])
+            self._hash.update(data)
             self._read += n
         if n == 0 or self._read >= self._size:
             self._verify()
-        return n
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Read at most ``size`` bytes (all that is left when ``size`` is negative or ``None``)."""
+        if self.closed:
+            raise ValueError("read of a closed artifact stream")
+        if size is None or size < 0:
+            return self.readall()
+        if size == 0:
+            return b""
+        data = self._raw.read(size) or b""
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._take(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view):
+            return 0
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
     def readall(self) -> bytes:
         chunks = []
@@ -244,6 +263,7 @@ class VerifiedReader(io.RawIOBase):
             if self._read >= self._size:
                 self._verify()
         finally:
+            self._hash.stop()
             self._raw.close()
             super().close()
 
