@@ -105,9 +105,8 @@ def test_a_300_mb_artifact_streams_both_ways_in_little_memory(
     out = _run_client(BIG_CLIENT, server.uri(tokens["write"]), str(size))
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    print(
-        f"peak traced memory of the client: upload {got['up_peak'] / MiB:.1f} MiB, read {got['down_peak'] / MiB:.1f} MiB"
-    )
+    up, down = got["up_peak"] / MiB, got["down_peak"] / MiB
+    print(f"peak traced memory of the client: upload {up:.1f} MiB, read {down:.1f} MiB")
     assert got["sent"] == got["stored"] == got["read"] and got["size"] == got["read_size"] == size
     assert got["up_peak"] < 64 * MiB and got["down_peak"] < 64 * MiB, got
     blobs = list((tmp_path / "store.pkl.blobs").glob("??/*"))

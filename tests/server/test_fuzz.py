@@ -1,8 +1,9 @@
 """Fuzzing the server from its own OpenAPI document with schemathesis: valid and invalid requests.
 
 Every response must be a 2xx, or a 4xx with a JSON error body ``{"error", "message"}``: never a
-5xx. The blob routes are fuzzed too (with small bodies: the server's blob limit is 200 kB here). A refused request must leave the targeted collection as it was. At least 1,000 requests are
-sent (counted, and checked by the last test of the module).
+5xx. A refused request must leave the targeted collection as it was. At least 1,000 requests are
+sent (counted, and checked by the last test of the module). The blob routes are fuzzed too, with
+small bodies (the server's blob limit is 200 kB here).
 """
 
 from __future__ import annotations
