@@ -17,11 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from serve_helpers import Served, child_env
 
 from track_backends import get_protocol
-from track_backends.errors import NotFoundError, QueryError
+from track_backends.errors import NotFoundError, QueryError, StoreUnavailableError
 from track_backends.stores.http import AuthenticationError, PermissionDeniedError, RequestTooLargeError
 
 MiB = 1 << 20
@@ -281,3 +282,30 @@ def test_abort_cancels_the_request_and_the_server_aborts_its_writer(
         with p.store.blob_writer() as w:  # the store still uploads after an abort
             w.write(b"after")
         assert [b.size for b in p.store.list_blobs()] == [5]
+
+
+def test_a_read_cut_short_resumes_where_it_stopped(pooled: Callable[..., Served]) -> None:
+    server = pooled("ephemeral:")
+    data = os.urandom(3 * MiB + 5)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def cut_after_one_chunk(f: Any) -> None:
+        chunks = f.raw._chunks
+
+        def cut() -> Any:
+            yield next(chunks)
+            raise httpx.ReadError("connection reset by peer")
+
+        f.raw._chunks = cut()
+
+    with get_protocol(server.uri()) as p:
+        with p.store.blob_writer() as w:
+            w.write(data)
+        with p.store.open_blob(sha) as f:
+            cut_after_one_chunk(f)
+            assert f.read(10) == data[:10] and f.read() == data[10:]  # resumed with Range: bytes=N-
+    assert '"status": 206' in server.log()
+    with get_protocol(server.uri(retries="0")) as p, p.store.open_blob(sha) as f:
+        cut_after_one_chunk(f)
+        with pytest.raises(StoreUnavailableError):
+            f.read()
