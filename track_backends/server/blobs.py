@@ -7,16 +7,19 @@ aborts the writer, so nothing becomes visible. Reads (``GET /v1/blobs/{sha256}``
 store's blob in chunks of :data:`~track_backends.blobs.CHUNK_SIZE` bytes with its length declared,
 so that a client notices a cut answer; ``Range: bytes=N-`` resumes a read at byte N. The listing
 streams one JSON line per blob, then an end line, so that a cut listing is noticed too. Store
-calls run in worker threads; the stream a read opened is closed when the answer ends, however it
-ends.
+calls run in worker threads (an upload's calls in order, on one thread of its own, so that a
+writer tied to its thread works); the stream a read opened is closed when the answer ends,
+however it ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import IO, Any
 
@@ -99,16 +102,32 @@ class UploadRefused(Exception):
         self.error = error
 
 
-async def _abort(writer: Any) -> None:
-    with anyio.CancelScope(shield=True):
-        await run_in_threadpool(writer.abort)
+class _Pinned:
+    """Runs one upload's store calls in order, on one thread of its own."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="track-backends-upload")
+
+    async def __call__(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.wrap_future(self._pool.submit(func, *args))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
 
 
 async def blob_writer(request: Request, store: Store, max_blob: int) -> Response:
     """``POST /v1/blobs``: stream the body into a blob writer; commit once the body is complete."""
     check_upload(request, max_blob)
+    pinned = _Pinned()
     try:
-        writer = await run_in_threadpool(store.blob_writer)
+        return await _upload(request, store, max_blob, pinned)
+    finally:
+        pinned.close()
+
+
+async def _upload(request: Request, store: Store, max_blob: int, run: _Pinned) -> Response:
+    try:
+        writer = await run(store.blob_writer)
     except TrackBackendsError as e:
         raise UploadRefused(e) from None
     try:
@@ -124,12 +143,13 @@ async def blob_writer(request: Request, store: Store, max_blob: int) -> Response
             held += len(chunk)
             if held >= CHUNK_SIZE:
                 data, pending, held = b"".join(pending), [], 0
-                await run_in_threadpool(writer.write, data)
+                await run(writer.write, data)
         if pending:
-            await run_in_threadpool(writer.write, b"".join(pending))
-        stat = await run_in_threadpool(writer.commit)
+            await run(writer.write, b"".join(pending))
+        stat = await run(writer.commit)
     except BaseException:
-        await _abort(writer)
+        with anyio.CancelScope(shield=True):  # after any call still running: the thread takes them in order
+            await run(writer.abort)
         raise
     return _json(_stat(stat))
 
