@@ -16,7 +16,7 @@ from track_backends import get_protocol
 from track_backends.errors import TrackBackendsError
 from track_backends.server import auth as auth_module
 from track_backends.server.auth import Authenticator
-from track_backends.server.routes import ROUTES, allowed
+from track_backends.server.routes import BLOB_ROUTES, ROUTES, allowed
 from track_backends.server.tokens import add_token, load_tokens
 from track_backends.stores.http import AuthenticationError, PermissionDeniedError
 
@@ -34,12 +34,18 @@ EXPECTED_ROLES = {
     "delete": "admin",
     "delete_points": "admin",
     "ensure_index": "admin",
+    "clean_uploads": "admin",
+    "blob_writer": "write",
+    "open_blob": "read",
+    "stat_blob": "read",
+    "list_blobs": "read",
+    "delete_blob": "admin",
 }
 
 
 def test_the_allow_list_is_exactly_the_store_primitives_with_their_roles() -> None:
-    assert {r.name: r.role for r in ROUTES} == EXPECTED_ROLES
-    for r in ROUTES:
+    assert {r.name: r.role for r in (*ROUTES, *BLOB_ROUTES)} == EXPECTED_ROLES
+    for r in (*ROUTES, *BLOB_ROUTES):
         for role, ok in (("read", r.role == "read"), ("write", r.role != "admin"), ("admin", True)):
             assert allowed(role, r) is ok, (role, r.name)
         assert not allowed("root", r) and not allowed("", r)

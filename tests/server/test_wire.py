@@ -13,7 +13,7 @@ from serve_helpers import child_env
 from track_backends import get_protocol
 from track_backends.errors import EncodingError, InvalidURIError, QueryError, StoreError
 from track_backends.server.openapi import openapi_document
-from track_backends.server.routes import ROUTES
+from track_backends.server.routes import BLOB_ROUTES, ROUTES
 from track_backends.server.validate import SchemaError, validate
 from track_backends.stores.http.errors import ERRORS, error_from, status_of
 from track_backends.stores.http.wire import dumps, loads, to_wire
@@ -76,7 +76,7 @@ def test_validator() -> None:
 def test_openapi_lists_exactly_the_routes() -> None:
     doc = openapi_document()
     ops = {op["operationId"] for path in doc["paths"].values() for op in path.values()}
-    assert ops == {r.name for r in ROUTES} | {"health"}
+    assert ops == {r.name for r in (*ROUTES, *BLOB_ROUTES)} | {"health"}
     json.dumps(doc, allow_nan=False)
     assert doc["paths"]["/health"]["get"]["security"] == []
 

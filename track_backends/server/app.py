@@ -2,7 +2,8 @@
 
 A request goes through, in order: the router (an unknown path is a 404, a wrong method a 405),
 the token check (401) and the route's role (403), the body size limit (413), JSON decoding and
-the route's schema (400), and only then the store, called in a worker thread. Every failure is a
+the route's schema (400), and only then the store, called in a worker thread. The blob routes
+(:mod:`.blobs`) stream their bodies instead, under a limit of their own (``max_blob``). Every failure is a
 JSON body ``{"error": "<TrackBackendsError subclass>", "message": ...}``. One log line per request
 records the route, the caller's token name and role, the status and the duration: never a body,
 a header or a token.
@@ -20,24 +21,26 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import QueryError, StoreError, TrackBackendsError
+from ..errors import QueryError, StoreError, StoreUnavailableError, TrackBackendsError
 from ..store import Store, check_collection
 from ..stores.http.errors import PermissionDeniedError, RequestTooLargeError, status_of
 from ..stores.http.wire import dumps, loads, to_wire
 from .auth import OPEN, Authenticator, Identity
+from .blobs import DEFAULT_MAX_BLOB, DRAIN_LIMIT, HANDLERS, UploadRefused, check_upload, drain
 from .openapi import openapi_document
-from .routes import ROUTES, Route, allowed
+from .routes import BLOB_ROUTES, ROUTES, BlobRoute, Route, allowed
 from .validate import SchemaError, validate
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 """Largest request body accepted, in bytes (``--max-body``)."""
-_DRAIN_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is not read to its end
+_DRAIN_LIMIT = DRAIN_LIMIT  # past this, an oversized body is not read to its end
+_CLOSE = {"connection": "close"}
 JSON = "application/json"
 access_log = logging.getLogger("track_backends.server.access")
 log = logging.getLogger("track_backends.server")
@@ -46,21 +49,24 @@ log = logging.getLogger("track_backends.server")
 class ServerState:
     """What the routes share: the store (opened at startup), the authenticator and the limits."""
 
-    def __init__(self, open_store: Callable[[], Store], auth: Authenticator, max_body: int) -> None:
+    def __init__(
+        self, open_store: Callable[[], Store], auth: Authenticator, max_body: int, max_blob: int = DEFAULT_MAX_BLOB
+    ) -> None:
         self.open_store = open_store
         self.auth = auth
         self.max_body = max_body
+        self.max_blob = max_blob
         self.store: Store | None = None
 
 
-def error_response(error: BaseException, status: int | None = None) -> Response:
+def error_response(error: BaseException, status: int | None = None, headers: dict[str, str] | None = None) -> Response:
     """A JSON error answer for ``error`` (its class name and message; never a traceback)."""
     if isinstance(error, TrackBackendsError):
         name, message = type(error).__name__, str(error)
     else:
         name, message = "StoreError", "internal server error"
     body = json.dumps({"error": name, "message": message}).encode()
-    return Response(body, status_code=status or status_of(error), media_type=JSON)
+    return Response(body, status_code=status or status_of(error), media_type=JSON, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -131,9 +137,58 @@ def _endpoint(route: Route, state: ServerState) -> Callable[[Request], Any]:
     return endpoint
 
 
+async def _refuse_upload(request: Request, error: TrackBackendsError) -> Response:
+    """Answer a refused upload once its body is drained (or close the connection past the drain limit)."""
+    ended = await drain(request)
+    return error_response(error, headers=None if ended else _CLOSE)
+
+
+def _blob_endpoint(route: BlobRoute, state: ServerState) -> Callable[[Request], Any]:
+    handler = HANDLERS[route.name]
+    upload = route.request is not None
+
+    async def endpoint(request: Request) -> Response:
+        info = request.scope.setdefault("tb_log", {})
+        info["route"] = route.path
+        try:
+            try:
+                who = await _authenticate(state, request)
+                info["client"], info["role"] = who.name, who.role
+                if not allowed(who.role, route):
+                    raise PermissionDeniedError(
+                        f"role '{who.role}' may not {route.name}; it needs '{route.role}' or above"
+                    )
+                if upload:
+                    check_upload(request, state.max_blob)
+            except TrackBackendsError as e:
+                if upload:
+                    return await _refuse_upload(request, e)
+                raise
+            assert state.store is not None
+            return await handler(request, state.store, state.max_blob)
+        except UploadRefused as e:
+            return await _refuse_upload(request, e.error)
+        except ClientDisconnect:  # the client went away mid-upload: the writer was aborted
+            return error_response(StoreUnavailableError("the upload was cut short; nothing was stored"), 499)
+        except TrackBackendsError as e:  # an upload's body may be unread: close rather than read it
+            return error_response(e, headers=_CLOSE if upload else None)
+        except Exception as e:  # noqa: BLE001 - a bug or a driver error: a JSON 500, logged by type only
+            log.error(json.dumps({"event": "internal_error", "route": route.path, "type": type(e).__name__}))
+            return error_response(e, 500, headers=_CLOSE if upload else None)
+
+    endpoint.__name__ = route.name
+    return endpoint
+
+
 async def _health(request: Request) -> Response:
     state: ServerState = request.app.state.tb
-    body = {"status": "ok", "version": __version__, "auth": state.auth.enabled, "max_body": state.max_body}
+    body = {
+        "status": "ok",
+        "version": __version__,
+        "auth": state.auth.enabled,
+        "max_body": state.max_body,
+        "max_blob": state.max_blob,
+    }
     return Response(json.dumps(body), media_type=JSON)
 
 
@@ -195,14 +250,21 @@ class AccessLog:
             access_log.info(json.dumps(line))
 
 
-def create_app(open_store: Callable[[], Store], *, tokens: str | None = None, max_body: int = DEFAULT_MAX_BODY) -> Any:
+def create_app(
+    open_store: Callable[[], Store],
+    *,
+    tokens: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_blob: int = DEFAULT_MAX_BLOB,
+) -> Any:
     """Build the server's ASGI application.
 
     Args:
         open_store: Opens the store at startup (in the serving process); it is closed at shutdown.
         tokens: The token file, or ``None`` to serve without tokens (the CLI allows it on
             loopback only).
-        max_body: Largest request body, in bytes.
+        max_body: Largest request body of the JSON routes, in bytes.
+        max_blob: Largest blob upload, in bytes (streamed: it is never held whole).
 
     Returns:
         The ASGI application.
@@ -210,7 +272,7 @@ def create_app(open_store: Callable[[], Store], *, tokens: str | None = None, ma
     Raises:
         TokenFileError: The token file cannot be read.
     """
-    state = ServerState(open_store, Authenticator(tokens), max_body)
+    state = ServerState(open_store, Authenticator(tokens), max_body, max_blob)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -224,6 +286,7 @@ def create_app(open_store: Callable[[], Store], *, tokens: str | None = None, ma
 
     routes = [HttpRoute("/health", _health, methods=["GET"]), HttpRoute("/openapi.json", _openapi, methods=["GET"])]
     routes += [HttpRoute(r.path, _endpoint(r, state), methods=[r.method]) for r in ROUTES]
+    routes += [HttpRoute(r.path, _blob_endpoint(r, state), methods=[r.method]) for r in BLOB_ROUTES]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.tb = state
     app.add_middleware(AccessLog)

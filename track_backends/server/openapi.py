@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from .routes import COLLECTION_PATTERN, ROUTES, Route
+from .routes import BINARY, BLOB_ROUTES, COLLECTION_PATTERN, ROUTES, SHA_PATTERN, BlobRoute, Route
 
 ERROR_BODY: dict[str, Any] = {
     "type": "object",
@@ -22,7 +22,7 @@ _ERRORS = {
     "404": "no such route",
     "405": "wrong method",
     "409": "a unique key is taken",
-    "413": "the body is over the size limit",
+    "413": "the body is over the size limit (the blob limit, for uploads)",
     "503": "the store cannot be reached, or a lock wait ran out",
 }
 
@@ -56,6 +56,32 @@ def _operation(route: Route) -> dict[str, Any]:
     return op
 
 
+def _blob_operation(route: BlobRoute) -> dict[str, Any]:
+    if route.response == BINARY:
+        answer = {"description": "the bytes", "content": {BINARY: {"schema": {"type": "string", "format": "binary"}}}}
+    else:
+        answer = {"description": "the result", "content": {route.response: {"schema": route.result}}}
+    op: dict[str, Any] = {
+        "operationId": route.name,
+        "summary": route.summary,
+        "description": f"Needs a token with role '{route.role}' or above.",
+        "security": [{"bearer": []}],
+        "responses": {"200": answer, **{code: {"$ref": f"#/components/responses/E{code}"} for code in _ERRORS}},
+    }
+    if "{sha256}" in route.path:
+        op["parameters"] = [
+            {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": SHA_PATTERN}}
+        ]
+    if route.name == "open_blob":
+        op["responses"]["206"] = {**answer, "description": "the bytes from N on (Range: bytes=N-)"}
+    if route.request is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {route.request: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    return op
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of every route (a fresh copy on each call).
 
@@ -74,6 +100,8 @@ def openapi_document() -> dict[str, Any]:
     }
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    for blob in BLOB_ROUTES:
+        paths.setdefault(blob.path, {})[blob.method.lower()] = _blob_operation(blob)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -5,6 +5,10 @@ its body, and the function that calls the store with the fields of a validated b
 looked up by a name the client sends: the HTTP router matches a request to one of these entries
 or answers 404/405. Leases, fenced writes and metric batches need nothing more, since the
 Protocol builds them from these primitives on the client.
+
+The blob routes (:data:`BLOB_ROUTES`) stream their bytes instead of carrying a JSON body: an
+upload needs the ``write`` role, a read the ``read`` role, and deleting a blob the ``admin`` role,
+like deleting documents (a blob may hold the bytes of any trial's artifact).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ ROLES = ("read", "write", "admin")
 """Roles, each allowed what the one before it is, and more."""
 
 COLLECTION_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
+JSON_MEDIA = "application/json"
 QUERY: dict[str, Any] = {"type": ["object", "null"], "description": "a MongoDB-style filter; null matches all"}
 SORT: dict[str, Any] = {"type": ["object", "array", "string", "null"], "description": "{path: 1|-1} or [[path, 1|-1]]"}
 PROJECTION: dict[str, Any] = {"type": ["object", "array", "null"], "items": {"type": "string"}}
@@ -145,6 +150,10 @@ def _now(store: Store, coll: str, b: dict[str, Any]) -> dict[str, Any]:
 def _commit(store: Store, coll: str, b: dict[str, Any]) -> dict[str, Any]:
     store.commit()
     return {}
+
+
+def _clean_uploads(store: Store, coll: str, b: dict[str, Any]) -> dict[str, Any]:
+    return {"removed": store.clean_uploads(b["older_than"])}
 
 
 _DOCS_OUT = {"type": "array", "items": {"type": "object"}}
@@ -283,10 +292,101 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("now", "GET", "/v1/now", "read", None, _now, _obj(now={"type": "number"}), "The store's clock."),
     Route("commit", "POST", "/v1/commit", "write", _EMPTY, _commit, _EMPTY, "Make every returned write durable."),
+    Route(
+        "clean_uploads",
+        "POST",
+        "/v1/blobs/clean_uploads",
+        "admin",
+        _body(("older_than",), older_than={"type": "number", "description": "epoch seconds"}),
+        _clean_uploads,
+        _obj(removed={"type": "integer"}),
+        "Remove the leftovers of blob uploads that died before older_than (for gc).",
+    ),
 )
 """The allow-list, in the order the OpenAPI document lists it."""
 
 
-def allowed(role: str, route: Route) -> bool:
+SHA_PATTERN = "^[0-9a-f]{64}$"
+BINARY = "application/octet-stream"
+NDJSON = "application/x-ndjson"
+BLOB_STAT: dict[str, Any] = _obj(
+    sha256={"type": "string", "pattern": SHA_PATTERN},
+    size={"type": "integer", "minimum": 0},
+    created={"type": "number", "description": "epoch seconds"},
+)
+
+
+@dataclass(frozen=True)
+class BlobRoute:
+    """One allowed blob operation: its body or its answer is a byte stream, not a JSON document.
+
+    Attributes:
+        name: The Store primitive it calls (also the operationId).
+        method: ``GET``, ``POST`` or ``DELETE``.
+        path: The URL path template (``{sha256}``: 64 lower-case hex digits, checked by the server).
+        role: The least role allowed to call it.
+        request: The media type of a streamed request body (``None``: no body).
+        response: The media type of the answer.
+        result: The JSON Schema of a JSON answer (of each line, for ``application/x-ndjson``).
+        summary: One line for the OpenAPI document.
+    """
+
+    name: str
+    method: str
+    path: str
+    role: str
+    request: str | None
+    response: str
+    result: dict[str, Any] | None
+    summary: str
+
+
+BLOB_ROUTES: tuple[BlobRoute, ...] = (
+    BlobRoute(
+        "blob_writer",
+        "POST",
+        "/v1/blobs",
+        "write",
+        BINARY,
+        JSON_MEDIA,
+        BLOB_STAT,
+        "Upload a blob: the body's bytes, streamed, stored under their sha256 once the body is complete.",
+    ),
+    BlobRoute(
+        "list_blobs",
+        "GET",
+        "/v1/blobs",
+        "read",
+        None,
+        NDJSON,
+        BLOB_STAT,
+        'Every blob, one JSON line each, then {"end": true, "count": n} (or an {"error", "message"} line).',
+    ),
+    BlobRoute("open_blob", "GET", "/v1/blobs/{sha256}", "read", None, BINARY, None, "A blob's bytes, streamed."),
+    BlobRoute(
+        "stat_blob",
+        "GET",
+        "/v1/blobs/{sha256}/stat",
+        "read",
+        None,
+        JSON_MEDIA,
+        _obj(blob={"oneOf": [BLOB_STAT, {"type": "null"}]}),
+        "A blob's size and store time (null when it is absent).",
+    ),
+    BlobRoute(
+        "delete_blob",
+        "DELETE",
+        "/v1/blobs/{sha256}",
+        "admin",
+        None,
+        JSON_MEDIA,
+        _obj(deleted={"type": "boolean"}),
+        "Delete a blob, whatever references it (gc decides).",
+    ),
+)
+"""The blob routes (after :data:`ROUTES` in the OpenAPI document); their handlers are in :mod:`.blobs`."""
+
+
+def allowed(role: str, route: Route | BlobRoute) -> bool:
     """Whether ``role`` may call ``route`` (``admin`` > ``write`` > ``read``)."""
     return role in ROLES and ROLES.index(role) >= ROLES.index(route.role)

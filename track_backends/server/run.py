@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import TrackBackendsError
@@ -21,10 +21,13 @@ from ..registry import open_store
 from ..store import Store
 from ..uri import mask_password, parse_uri
 from .app import DEFAULT_MAX_BODY, create_app
+from .blobs import DEFAULT_MAX_BLOB
 from .tokens import load_tokens
 
 ENV_CONFIG = "TRACK_BACKENDS_SERVE_CONFIG"
 """Environment variable carrying the configuration to worker processes (``--workers N``)."""
+ENV_MAX_BLOB = "TRACK_BACKENDS_SERVE_MAX_BLOB"
+"""Environment variable setting the default of :attr:`ServeConfig.max_blob` (bytes)."""
 _SINGLE_PROCESS = frozenset({"ephemeral", "mongomock"})
 
 
@@ -34,7 +37,11 @@ class ServeConfigError(TrackBackendsError, ValueError):
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Everything ``serve`` needs; the fields mirror the command-line options."""
+    """Everything ``serve`` needs; the fields mirror the command-line options.
+
+    ``max_blob`` (the largest blob upload, in bytes; uploads are streamed, so the default is
+    generous) defaults to ``$TRACK_BACKENDS_SERVE_MAX_BLOB`` when that is set.
+    """
 
     uri: str
     host: str = "127.0.0.1"
@@ -44,8 +51,23 @@ class ServeConfig:
     tls_key: str | None = None
     workers: int = 1
     max_body: int = DEFAULT_MAX_BODY
+    max_blob: int = field(default_factory=lambda: default_max_blob())
     insecure: bool = False
     graceful: int = 30
+
+
+def default_max_blob() -> int:
+    """The blob upload limit: ``$TRACK_BACKENDS_SERVE_MAX_BLOB`` bytes, else :data:`DEFAULT_MAX_BLOB`.
+
+    Raises:
+        ServeConfigError: The variable is not a positive whole number.
+    """
+    text = os.environ.get(ENV_MAX_BLOB, "").strip()
+    if not text:
+        return DEFAULT_MAX_BLOB
+    if not text.isdigit() or int(text) < 1:
+        raise ServeConfigError(f"${ENV_MAX_BLOB} must be a positive number of bytes, got {text[:40]!r}")
+    return int(text)
 
 
 def is_loopback(host: str) -> bool:
@@ -73,8 +95,8 @@ def check_config(cfg: ServeConfig) -> list[str]:
     for path in (cfg.tls_cert, cfg.tls_key):
         if path and not os.path.isfile(path):
             raise ServeConfigError(f"TLS file {path} does not exist")
-    if cfg.workers < 1 or cfg.max_body < 1 or not 0 <= cfg.port <= 65535:
-        raise ServeConfigError("--workers and --max-body must be positive, --port in 0..65535")
+    if cfg.workers < 1 or cfg.max_body < 1 or cfg.max_blob < 1 or not 0 <= cfg.port <= 65535:
+        raise ServeConfigError("--workers, --max-body and the blob limit must be positive, --port in 0..65535")
     if cfg.workers > 1 and parse_uri(cfg.uri).scheme in _SINGLE_PROCESS:
         raise ServeConfigError(f"{parse_uri(cfg.uri).scheme}: lives in one process: serve it with --workers 1")
     if cfg.tokens:
@@ -108,7 +130,7 @@ def app_from_env() -> Any:
     """The application of one worker process, configured from :data:`ENV_CONFIG` (``--workers N``)."""
     cfg = ServeConfig(**json.loads(os.environ[ENV_CONFIG]))
     configure_logging()
-    return create_app(lambda: open_store(cfg.uri), tokens=cfg.tokens, max_body=cfg.max_body)
+    return create_app(lambda: open_store(cfg.uri), tokens=cfg.tokens, max_body=cfg.max_body, max_blob=cfg.max_blob)
 
 
 def _uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
@@ -147,7 +169,7 @@ def serve(cfg: ServeConfig) -> int:
     label = mask_password(cfg.uri)
     if cfg.workers == 1:
         store: Store = open_store(cfg.uri)  # opened here, so a bad URI fails before listening
-        app = create_app(lambda: store, tokens=cfg.tokens, max_body=cfg.max_body)
+        app = create_app(lambda: store, tokens=cfg.tokens, max_body=cfg.max_body, max_blob=cfg.max_blob)
         print(f"serving {label} on {where}", file=sys.stderr, flush=True)
         uvicorn.run(app, **_uvicorn_options(cfg))
         return 0

@@ -9,6 +9,10 @@ per request, default 60), ``connect_timeout`` (default 5), ``retries`` (attempts
 while the server cannot be reached, default 6) and ``backoff`` (seconds before the first retry,
 doubled each time up to 2 s; default 0.1). A path after the port is a prefix the routes live
 under (behind a reverse proxy).
+
+Artifacts' blobs stream both ways, never held whole (see :mod:`.blobs`): an upload sends its
+chunks as they are written and is stored only once complete; a read resumes where a broken
+connection stopped it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ A request that may have reached the server (the connection broke after it was se
 only when it cannot change anything (``find``, ``count``, ``fetch_points``, ``now``): a write
 then raises :class:`StoreUnavailableError` saying that it may or may not have been applied.
 An error the server reports comes back as the same :class:`TrackBackendsError` subclass, with its
-message. The lease clock is the server's (:class:`~track_backends.clock.ServerClock`).
+message. The lease clock is the server's (:class:`~track_backends.clock.ServerClock`). Blobs
+are streamed both ways (see :mod:`.blobs`).
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ import httpx
 from ...clock import ServerClock
 from ...errors import QueryError, StoreError, StoreUnavailableError
 from ...store import Document, Query, Store, check_collection
-from ...uri import mask_password
+from .blobs import HttpBlobs
 from .errors import error_from
+from .transport import NOT_SENT as _NOT_SENT
+from .transport import describe as _describe
+from .transport import looks_like_tls as _looks_like_tls
 from .wire import dumps, loads, to_wire
 
-_READS = frozenset({"find", "count", "fetch_points", "now", "health"})
+_READS = frozenset({"find", "count", "fetch_points", "now", "health", "open_blob", "stat_blob", "list_blobs"})
 _NONE: Any = object()  # the collection of the calls that name none (now, commit)
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-class HttpStore(Store):
+class HttpStore(HttpBlobs, Store):
     """A store served by ``track-backends serve``.
 
     Args:
@@ -76,11 +79,24 @@ class HttpStore(Store):
         )
         self._clock = ServerClock(self._server_time)
         self._checked = False
+        self._max_blob: int | None = None
         self.closed = False
 
     # -- transport ----------------------------------------------------------------------------
-    def _send(self, name: str, method: str, path: str, content: bytes | None) -> httpx.Response:
-        """Send one request, retrying while the server cannot be reached (see the module docstring)."""
+    def _send(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        content: bytes | None,
+        *,
+        stream: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request, retrying while the server cannot be reached (see the module docstring).
+
+        With ``stream``, the answer's body is not read yet: the caller reads it and closes it.
+        """
         if self.closed:
             raise StoreUnavailableError(f"the store {self.label} is closed")
         delay = self._backoff
@@ -90,7 +106,8 @@ class HttpStore(Store):
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
             try:
-                return self._client.request(method, path, content=content)
+                request = self._client.build_request(method, path, content=content, headers=headers)
+                return self._client.send(request, stream=stream)
             except _NOT_SENT as e:
                 error = e
             except httpx.TransportError as e:
@@ -114,19 +131,28 @@ class HttpStore(Store):
         except StoreUnavailableError as e:
             raise StoreUnavailableError(str(e)) from None
         try:
-            ok = resp.status_code == 200 and loads(resp.content).get("status") == "ok"
+            health = loads(resp.content)
+            ok = resp.status_code == 200 and health.get("status") == "ok"
         except (QueryError, AttributeError):
             ok = False
         if not ok:
             raise StoreError(
                 f"{self.label} does not answer as a track-backends server (HTTP {resp.status_code} on /health)"
             )
+        limit = health.get("max_blob")
+        self._max_blob = limit if type(limit) is int else None
         self._checked = True
 
     def _call(self, name: str, collection: Any, body: dict[str, Any] | None, method: str = "POST") -> Any:
         if not self._checked:
             self._check_server()
         path = f"/v1/{check_collection(collection)}/{name}" if collection is not _NONE else f"/v1/{name}"
+        return self._json(name, method, path, body)
+
+    def _json(self, name: str, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        """One request with a JSON answer: the decoded answer, or the error the server reported."""
+        if not self._checked:
+            self._check_server()
         resp = self._send(name, method, path, dumps(body) if body is not None else None)
         if resp.status_code == 200:
             try:
@@ -333,12 +359,3 @@ class HttpStore(Store):
 
     def __repr__(self) -> str:
         return f"<HttpStore {self.label}>"
-
-
-def _describe(error: BaseException | None) -> str:
-    text = str(error) or type(error).__name__
-    return mask_password(" ".join(text.split()))[:300]
-
-
-def _looks_like_tls(error: BaseException | None) -> bool:
-    return isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError))
