@@ -268,6 +268,18 @@ def test_the_blob_limit_is_separate_from_the_body_limit(serve: Callable[..., Ser
         assert [b.size for b in p.store.list_blobs()] == [len(fits)]
 
 
+def test_the_max_blob_flag_sets_the_limit(serve: Callable[..., Served], tmp_path: Path) -> None:
+    server = serve(_journal(tmp_path), "--max-blob", str(MiB), env={"TRACK_BACKENDS_SERVE_MAX_BLOB": str(9 * MiB)})
+    with get_protocol(server.uri()) as p:
+        with p.store.blob_writer() as w:
+            w.write(os.urandom(MiB))
+        w = p.store.blob_writer()
+        with pytest.raises(RequestTooLargeError):  # the flag wins over the environment
+            w.write(os.urandom(MiB + 1))
+        w.abort()
+        assert [b.size for b in p.store.list_blobs()] == [MiB]
+
+
 def test_abort_cancels_the_request_and_the_server_aborts_its_writer(
     serve: Callable[..., Served], tmp_path: Path
 ) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from serve_helpers import Served
 
-from track_backends.store import Store
 from track_backends.testing import (
     ArtifactContract,
     ClaimContract,
@@ -61,25 +60,11 @@ pg_server_uri = _pg.pg_server_uri  # type: ignore[attr-defined]  # a fixture: py
 _TAG = uuid.uuid4().hex[:8]
 
 
-def _pg_keeps_blobs() -> bool:
-    """Whether the PostgreSQL store implements the blob primitives (they land on their own branch)."""
-    try:
-        from track_backends.stores.postgres.store import PostgresStore
-    except ImportError:
-        return True  # the fixture reports the missing driver
-    return PostgresStore.blob_writer is not Store.blob_writer
-
-
 class TestHttpPostgres(*ALL):  # type: ignore[misc]
     """Plain HTTP with an admin token in front of PostgreSQL (pgserver, or ``$TRACK_BACKENDS_PG_URI``)."""
 
     multiprocess = True
     claim_trials = 300
-
-    @pytest.fixture(autouse=True)
-    def _artifacts_need_pg_blobs(self, request: pytest.FixtureRequest) -> None:
-        if request.function.__qualname__.startswith("ArtifactContract.") and not _pg_keeps_blobs():
-            pytest.skip("the PostgreSQL store keeps no blobs on this branch yet")
 
     @pytest.fixture
     def store_uri(self, pooled: Callable[..., Served], pg_server_uri: str, tokens: dict[str, str]) -> str:

@@ -40,6 +40,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--max-body", type=int, default=DEFAULT_MAX_BODY, metavar="BYTES", help="largest request body (default: 16 MiB)"
     )
+    p.add_argument(
+        "--max-blob",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="largest artifact upload, streamed (default: $TRACK_BACKENDS_SERVE_MAX_BLOB, else 1 TiB)",
+    )
     p.add_argument("--insecure", action="store_true", help="allow serving off loopback without TLS or tokens")
     return p
 
@@ -69,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_body=args.max_body,
         insecure=args.insecure,
+        **({} if args.max_blob is None else {"max_blob": args.max_blob}),
     )
     return serve(cfg)
