@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import ServerProcess, free_port, start_server
+from servers import ServerProcess, ServerStartError, free_port, start_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,19 +114,26 @@ def start_serve(
     Raises:
         ServerStartError: It did not start.
     """
-    port = port or free_port()
-    argv = [sys.executable, "-m", "track_backends.cli", "serve", store_uri, "--port", str(port), *args]
-    if tls:
-        argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
-    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    proc = start_server(
-        "track-backends-serve",
-        argv,
-        _probe(base, tls[2] if tls else None),
-        timeout=timeout,
-        env=child_env(env),
-        poll_interval=0.05,
-    )
+    chosen = port
+    for attempt in range(1 if chosen else 3):  # a free port can be taken before the server binds it
+        port = chosen or free_port()
+        argv = [sys.executable, "-m", "track_backends.cli", "serve", store_uri, "--port", str(port), *args]
+        if tls:
+            argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
+        base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        try:
+            proc = start_server(
+                "track-backends-serve",
+                argv,
+                _probe(base, tls[2] if tls else None),
+                timeout=timeout,
+                env=child_env(env),
+                poll_interval=0.05,
+            )
+            break
+        except ServerStartError as e:  # uvicorn exits with 3 when it cannot bind: try another port
+            if chosen or attempt == 2 or "exited with code 3" not in str(e):
+                raise
     return Served(proc, port, argv, tls=bool(tls), ca=tls[2] if tls else None)
 
 
