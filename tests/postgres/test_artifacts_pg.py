@@ -97,15 +97,16 @@ def test_a_flipped_byte_or_a_lost_chunk_is_reported(
 
 
 def test_reads_fetch_the_rows_as_they_go(pg_uri: str, pg_admin: Any, pg_schema: str) -> None:
-    data = os.urandom(5 * MIB)
+    rows = blobstore._FETCH_ROWS
+    data = os.urandom((rows + 3) * MIB)
     with open_store(pg_uri) as s:
         with s.blob_writer() as w:
             w.write(data)
         sha = hashlib.sha256(data).hexdigest()
         with s.open_blob(sha) as f:
-            assert f.read(1000) == data[:1000]  # the first row is fetched, not the blob
-            pg_admin.execute(f"DELETE FROM {_table(pg_schema, 'blob_chunks')} WHERE seq >= 2")
-            assert f.read() == data[1000 : 2 * MIB]  # what was deleted since is not there to read
+            assert f.read(1000) == data[:1000]  # the first rows are fetched, not the blob
+            pg_admin.execute(f"DELETE FROM {_table(pg_schema, 'blob_chunks')} WHERE seq >= {rows}")
+            assert f.read() == data[1000 : rows * MIB]  # what was deleted since is not there to read
 
 
 # -- the same content twice ------------------------------------------------------------------------

@@ -7,8 +7,8 @@ tools, without hashing, names or references:
 
 * journals (``ref:copy``): a raw file copy into the store's directory with an fsync (upload),
   and a raw copy of that file out (download);
-* PostgreSQL (``ref:COPY``): ``COPY ... FROM STDIN`` of 1 MiB ``bytea`` rows into a scratch table
-  in one transaction, and ``COPY ... TO STDOUT`` back;
+* PostgreSQL (``ref:COPY``): one binary ``COPY ... FROM STDIN`` of 1 MiB ``bytea`` rows into a
+  scratch table in one transaction, and a binary ``COPY ... TO STDOUT`` back;
 * MongoDB (``ref:GridFS``): pymongo's ``GridFSBucket.upload_from_stream`` and
   ``open_download_stream``.
 

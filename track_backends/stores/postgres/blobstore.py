@@ -57,6 +57,8 @@ USE_COPY = True
 ROW_SIZE = CHUNK_SIZE // 4
 """Bytes per row on the ``INSERT`` path (CockroachDB)."""
 _FETCH_ROWS_COCKROACH = CHUNK_SIZE // ROW_SIZE
+_FETCH_ROWS = 4
+"""Rows (1 MiB each) a read fetches per query on PostgreSQL."""
 """Rows read per query on CockroachDB (one row on PostgreSQL): about 1 MiB either way."""
 COPY_BATCH = 8
 """Rows per ``COPY`` statement: PostgreSQL holds the rows of a binary ``COPY`` in memory (up to
@@ -237,6 +239,20 @@ class _ChunkReader(io.RawIOBase):
         self._chunk, self._pos = self._pending.pop(), 0
         return True
 
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Up to ``size`` bytes of the current row (a whole row is handed over without a copy)."""
+        if size is None or size < 0:
+            return self.readall()
+        while self._pos >= len(self._chunk):
+            if not size or not self._next():
+                return b""
+        if self._pos == 0 and size >= len(self._chunk):
+            data, self._chunk = self._chunk, b""
+            return data
+        data = self._chunk[self._pos : self._pos + size]
+        self._pos += len(data)
+        return data
+
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         if not view:
@@ -298,7 +314,7 @@ class BlobsMixin(StoreCore):
             raise NotFoundError(f"no blob {sha256} in {self!r}")
         blob_id, size = int(row[0]), int(row[1])
 
-        rows = _FETCH_ROWS_COCKROACH if self._cockroach_path() else 1
+        rows = _FETCH_ROWS_COCKROACH if self._cockroach_path() else _FETCH_ROWS
 
         def fetch(seq: int) -> list[bytes]:
             def some(conn: psycopg.Connection) -> list[bytes]:
