@@ -346,7 +346,8 @@ def test_bench_other_store_has_no_reference_and_cleans_up(capsys: pytest.Capture
 
 def test_bench_pickled_file_in_tmp_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     uri = f"pickled://{tmp_path}/bench.pkl"
-    assert main(["bench", uri, "--n", "200", "--repeat", "1", "--json", "--no-peers", "-q", "--no-record"]) == 0
+    argv = ["bench", uri, "--n", "200", "--repeat", "1", "--json", "--no-peers", "-q", "--no-record"]
+    assert main([*argv, "--artifact-mib", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
     levels = {r["level"]: r for r in report["rows"]}
     assert set(levels) == {"store", "protocol", "ref:fsync"}
@@ -402,7 +403,8 @@ def test_subprocess_bench_ephemeral() -> None:
 
 
 def test_subprocess_bench_pickled(tmp_path: Path) -> None:
-    r = _cli("bench", f"pickled://{tmp_path}/b.pkl", "--n", "200", "--repeat", "1", "--level", "store", "--no-peers")
+    argv = ["--n", "200", "--repeat", "1", "--level", "store", "--no-peers", "--artifact-mib", "2", "--no-record"]
+    r = _cli("bench", f"pickled://{tmp_path}/b.pkl", *argv)
     assert r.returncode == 0, r.stderr
     assert any(line.split()[:3] == ["pickled", "store", "200"] for line in r.stdout.splitlines())
 
