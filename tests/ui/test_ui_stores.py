@@ -4,9 +4,6 @@ server and PostgreSQL (in process, through Starlette's test client)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,36 +13,13 @@ import pytest
 import seed
 from conftest import need_web_stack, unavailable
 
+# The PostgreSQL server fixture lives in tests/postgres/conftest.py, out of this directory's reach:
+# importing it here registers it for this module (as tests/migrate_helpers.py does).
+from postgres.conftest import pg_server_uri  # noqa: F401
+
 from track_backends import get_protocol
 
 STORES = ["ephemeral", "pickled", "file", "mongomock", "mongodb", "postgresql"]
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    """A PostgreSQL server: ``$TRACK_BACKENDS_PG_URI`` or one started with pgserver."""
-    uri = os.environ.get("TRACK_BACKENDS_PG_URI")
-    if uri:
-        yield uri
-        return
-    try:
-        import pgserver
-    except ImportError as e:
-        unavailable(f"pgserver is not installed ({e}); set TRACK_BACKENDS_PG_URI")
-        return
-    datadir = tempfile.mkdtemp(prefix="tb-ui-pg-")
-    try:
-        server = pgserver.get_server(datadir, cleanup_mode="stop")
-        uri = server.get_uri()
-    except Exception as e:  # noqa: BLE001 - any failure to start means "no server"
-        shutil.rmtree(datadir, ignore_errors=True)
-        unavailable(f"cannot start PostgreSQL with pgserver: {e}")
-        return
-    try:
-        yield uri
-    finally:
-        server.cleanup()
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def store_uri(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
@@ -63,7 +37,7 @@ def store_uri(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if kind == "mongodb":
         base = request.getfixturevalue("mongo_wire_uri").rstrip("/")
         return f"{base}/{name}"
-    base = request.getfixturevalue("pg_server")
+    base = request.getfixturevalue("pg_server_uri")
     return f"{base}{'&' if '?' in base else '?'}schema={name}"
 
 
