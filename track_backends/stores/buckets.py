@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DuplicateKeyError
-from .points import Point, check_points, select
+from .points import Point, check_points, check_range, check_strings, select
 
 if TYPE_CHECKING:
     from ..store import Query, Store
@@ -119,11 +119,13 @@ def fetch_points(
     attempts: dict[str, int] | None = None,
 ) -> dict[str, dict[str, list[tuple[Any, Any]]]]:
     """:meth:`Store.fetch_points` over documents: one query for every trial asked about."""
-    if not uids:
+    check_range(start, stop, last)
+    wanted, names = check_strings(uids, "uid"), None if names is None else check_strings(names, "metric name")
+    if not wanted:
         return {}
     coll = points_collection(collection)
     raw: dict[str, list[tuple[int, list[Any]]]] = {}
-    query: dict[str, Any] = {"trial": {"$in": list(dict.fromkeys(uids))}}
+    query: dict[str, Any] = {"trial": {"$in": wanted}}
     for d in store.find(coll, query, sort=[("trial", 1), ("attempt", 1), ("b", 1)]):
         raw.setdefault(d["trial"], []).append((d["attempt"], d["p"]))
     out = {}
@@ -136,9 +138,10 @@ def fetch_points(
 
 def delete_points(store: Store, collection: str, uids: Sequence[str]) -> int:
     """:meth:`Store.delete_points` over documents; returns the number of buckets deleted."""
-    if not uids:
+    wanted = check_strings(uids, "uid")
+    if not wanted:
         return 0
     with _LOCK:
-        for k in [k for k in _LAST if k[0] == id(store) and k[1] == collection and k[2] in set(uids)]:
+        for k in [k for k in _LAST if k[0] == id(store) and k[1] == collection and k[2] in set(wanted)]:
             del _LAST[k]
-    return store.delete(points_collection(collection), {"trial": {"$in": list(uids)}})
+    return store.delete(points_collection(collection), {"trial": {"$in": wanted}})

@@ -39,7 +39,7 @@ from ..store import TRIALS, Document, Query, Store, check_collection, check_inde
 from .collection import Collection, CompiledQuery
 from .gcpause import gc_paused
 from .memblobs import MemoryBlobs
-from .points import check_points, check_range
+from .points import check_points, check_range, check_strings
 
 _GC_PAUSE_DOCS = 256  # copying out this many documents pauses the cyclic GC
 
@@ -441,12 +441,13 @@ class MemoryStore(MemoryBlobs, Store):
         """
         check_collection(collection)
         check_range(start, stop, last)
+        wanted, names = check_strings(uids, "uid"), None if names is None else check_strings(names, "metric name")
         out = {}
         with self._reading():
             c = self._colls.get(collection)
             if c is None:
                 return {}
-            for uid in dict.fromkeys(uids):
+            for uid in wanted:
                 attempt = None if attempts is None else attempts.get(uid, 0)
                 series = c.points.read(uid, attempt, names=names, start=start, stop=stop, last=last)
                 if series:
@@ -458,7 +459,7 @@ class MemoryStore(MemoryBlobs, Store):
         check_collection(collection)
         with self._writing():
             c = self._colls.get(collection)
-            gone = [u for u in dict.fromkeys(uids) if c is not None and u in c.points.trials]
+            gone = [u for u in check_strings(uids, "uid") if c is not None and u in c.points.trials]
             if gone:
                 self._commit(["points_delete", collection, gone])
         return len(gone)

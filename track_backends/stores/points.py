@@ -47,7 +47,26 @@ def check_range(start: Any, stop: Any, last: Any) -> None:
         raise QueryError(f"last must be a non-negative int, got {last!r:.80}")
 
 
-def _in_range(step: Any, start: Any, stop: Any) -> bool:
+def check_strings(values: Any, what: str) -> list[str]:
+    """Distinct strings (uids, metric names), in their order.
+
+    >>> check_strings(["a", "b", "a"], "uid")
+    ['a', 'b']
+
+    Raises:
+        QueryError: ``values`` is a string, or holds something else than strings.
+    """
+    if isinstance(values, (str, bytes)):
+        raise QueryError(f"expected a list of {what}s, got {values!r:.80}")
+    out = list(dict.fromkeys(values))
+    for v in out:
+        if type(v) is not str:
+            raise QueryError(f"a {what} must be a string, got {v!r:.80}")
+    return out
+
+
+def in_range(step: Any, start: Any, stop: Any) -> bool:
+    """Whether a step is a number (not NaN) with ``start <= step < stop`` (``None``: unbounded)."""
     if type(step) is bool or not isinstance(step, (int, float)) or step != step:
         return False
     return (start is None or step >= start) and (stop is None or step < stop)
@@ -69,7 +88,7 @@ def select(
     for name, step, value in points:
         if wanted is not None and name not in wanted:
             continue
-        if ranged and not _in_range(step, start, stop):
+        if ranged and not in_range(step, start, stop):
             continue
         out.setdefault(name, []).append((step, value))
     if last is not None:
@@ -119,7 +138,7 @@ class PointTable:
                     continue
                 pairs = zip(steps, values)
                 if start is not None or stop is not None:
-                    pairs = ((s, v) for s, v in pairs if _in_range(s, start, stop))  # type: ignore[assignment]
+                    pairs = ((s, v) for s, v in pairs if in_range(s, start, stop))  # type: ignore[assignment]
                 got = [(s, clone(v) if type(v) in (dict, list) else v) for s, v in pairs]
                 if got:
                     out.setdefault(name, []).extend(got)

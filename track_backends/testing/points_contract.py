@@ -104,6 +104,21 @@ class PointsContract(_Base):
         assert store.delete_points(TRIALS, ["b"]) >= 1
         assert store.fetch_points(TRIALS, ["b"]) == {}
 
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"uids": "a"}, {"uids": ["a", 1]}, {"uids": ["a"], "names": "x"}, {"uids": ["a"], "start": "0"}],
+        ids=["uids-str", "uid-int", "names-str", "start-str"],
+    )
+    def test_bad_point_reads_are_query_errors(self, store: Store, kwargs: dict[str, Any]) -> None:
+        store.insert(TRIALS, {"uid": "a"})
+        assert store.append_points(TRIALS, "a", [("x", 1, 1.0)])
+        with pytest.raises(errors.QueryError):
+            store.fetch_points(TRIALS, **kwargs)
+        if set(kwargs) == {"uids"}:
+            with pytest.raises(errors.QueryError):
+                store.delete_points(TRIALS, kwargs["uids"])
+        assert store.fetch_points(TRIALS, ["a"]) == {"a": {"x": [(1, 1.0)]}}  # nothing changed
+
     def test_attempts_keep_their_own_points(self, protocol: DocumentProtocol) -> None:
         (t,) = _trials(protocol, 1)
         first = protocol.reserve_trial({"group_id": "pts"}, lease=0.2)

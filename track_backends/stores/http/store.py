@@ -23,6 +23,7 @@ import httpx
 from ...clock import ServerClock
 from ...errors import QueryError, StoreError, StoreUnavailableError
 from ...store import Document, Query, Store, check_collection
+from ..points import check_strings
 from .blobs import HttpBlobs
 from .errors import error_from
 from .transport import NOT_SENT as _NOT_SENT
@@ -317,8 +318,8 @@ class HttpStore(HttpBlobs, Store):
             StoreUnavailableError: The server cannot be reached.
         """
         body = {
-            "uids": list(uids),
-            "names": list(names) if names is not None else None,
+            "uids": check_strings(uids, "uid"),
+            "names": check_strings(names, "metric name") if names is not None else None,
             "start": start,
             "stop": stop,
             "last": last,
@@ -331,9 +332,11 @@ class HttpStore(HttpBlobs, Store):
         """Delete every point of the given documents; needs an ``admin`` token.
 
         Raises:
+            QueryError: A uid is not a string.
             StoreUnavailableError: The server cannot be reached.
         """
-        return int(self._call("delete_points", collection, {"uids": to_wire(list(uids), QueryError)})["deleted"])
+        body = {"uids": to_wire(check_strings(uids, "uid"), QueryError)}
+        return int(self._call("delete_points", collection, body)["deleted"])
 
     def now(self) -> float:
         """The server's clock, measured as an offset to the local one and refreshed every 30 s.

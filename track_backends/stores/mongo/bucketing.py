@@ -208,32 +208,6 @@ def plan(uid: str, attempt: int, pts: list[list[Any]], sizes: list[int], head: H
     return Plan(fill, k, size, docs)
 
 
-def in_range(step: Any, start: Any, stop: Any) -> bool:
-    return _number(step) and (start is None or step >= start) and (stop is None or step < stop)
-
-
-def check_uids(uids: Any) -> list[str]:
-    if isinstance(uids, (str, bytes)):
-        raise QueryError(f"uids must be a list of str, got {uids!r:.80}")
-    order = list(dict.fromkeys(uids))
-    for uid in order:
-        if type(uid) is not str:
-            raise QueryError(f"a uid is a str, got {uid!r:.80}")
-    return order
-
-
-def check_names(names: Any) -> list[str] | None:
-    if names is None:
-        return None
-    if isinstance(names, (str, bytes)):
-        raise QueryError(f"names must be a list of metric names, got {names!r:.80}")
-    out = list(dict.fromkeys(names))
-    for name in out:
-        if type(name) is not str:
-            raise QueryError(f"a metric name is a str, got {name!r:.80}")
-    return out
-
-
 def keep_attempts(uids: list[str], attempts: Any) -> dict[str, set[int]] | None:
     """Which attempts of each document a read keeps (``None``: all)."""
     if attempts is None:

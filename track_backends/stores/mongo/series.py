@@ -44,13 +44,11 @@ from typing import TYPE_CHECKING, Any
 from ...errors import EncodingError, QueryError, StoreError, TrackBackendsError
 from ...store import Query, check_collection
 from ..buckets import points_collection
-from ..points import check_range, select
+from ..points import check_range, check_strings, select
 from .bucketing import (
     Head,
     Plan,
     bucket_filter,
-    check_names,
-    check_uids,
     keep_attempts,
     plan,
     prepare,
@@ -225,7 +223,8 @@ class SeriesMixin:
         """
         check_collection(collection)
         check_range(start, stop, last)
-        order, wanted = check_uids(uids), check_names(names)
+        order = check_strings(uids, "uid")
+        wanted = None if names is None else check_strings(names, "metric name")
         keep = keep_attempts(order, attempts)
         if not order:
             return {}
@@ -283,7 +282,7 @@ class SeriesMixin:
             StoreError: The driver failed otherwise.
         """
         check_collection(collection)
-        order = check_uids(uids)
+        order = check_strings(uids, "uid")
         if not order:
             return 0
         if len(points_collection(collection)) > _MAX_NAME:  # no points can be stored for it

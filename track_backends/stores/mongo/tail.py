@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .bucketing import BUCKET_BYTES, BUCKET_POINTS, NO_BUCKET, Head, bucket_uid, in_range
+from ..points import in_range
+from .bucketing import BUCKET_BYTES, BUCKET_POINTS, NO_BUCKET, Head, bucket_uid
 
 Find = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
 """Runs a query on the points collection and returns the documents (errors wrapped)."""

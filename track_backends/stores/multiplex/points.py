@@ -33,6 +33,7 @@ from typing import Any
 from ...errors import LockTimeoutError
 from ...query.equality import diff_update
 from ...store import Document, Query, Store
+from ..points import check_strings
 from .mirroring import DRAIN_PER_WRITE, Mirroring
 from .state import Mirror, MirrorError, one_line
 from .sync import PrimaryReadError, read_primary, sync
@@ -160,10 +161,10 @@ def delete_points(mirroring: Mirroring, collection: str, uids: Sequence[str]) ->
         What the primary's ``delete_points`` returned.
 
     Raises:
-        QueryError: The collection name is malformed.
+        QueryError: The collection name or a uid is malformed.
         MirrorError: Under the strict policy, a mirror missed the deletion.
     """
-    todo = list(dict.fromkeys(uids))
+    todo = check_strings(uids, "uid")
     primary = mirroring.primary
     if not mirroring.mirrors or not todo:
         return primary.delete_points(collection, todo)

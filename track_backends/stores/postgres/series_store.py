@@ -10,7 +10,7 @@ import psycopg
 
 from ...errors import QueryError
 from ...store import Document, Query, check_collection
-from ..points import check_points, check_range
+from ..points import check_points, check_range, check_strings
 from .core import NeedsPython, StoreCore
 from .indexes import Collection
 from .jsonb import dumps
@@ -116,8 +116,8 @@ class SeriesMixin(StoreCore):
         """
         check_collection(collection)
         check_range(start, stop, last)
-        wanted = _strings(uids, "uid")
-        names = None if names is None else _strings(names, "metric name")
+        wanted = check_strings(uids, "uid")
+        names = None if names is None else check_strings(names, "metric name")
         atts = None if attempts is None else [attempts.get(u, 0) for u in wanted]
         if atts is not None and any(type(a) is not int for a in atts):
             raise QueryError("attempts maps uids to int attempts")
@@ -152,24 +152,9 @@ class SeriesMixin(StoreCore):
             StoreError: Any other failure of the server.
         """
         check_collection(collection)
-        wanted = _strings(uids, "uid")
+        wanted = check_strings(uids, "uid")
         c = self._existing(collection)
         if c is None or c.points is None or not wanted:
             return 0
         stmt = delete_sql(c.points)
         return int(self._run(lambda conn: conn.execute(stmt, (wanted,)).rowcount))
-
-
-def _strings(values: Any, what: str) -> list[str]:
-    """Distinct strings, in order.
-
-    Raises:
-        QueryError: ``values`` is a string, or holds something else than strings.
-    """
-    if isinstance(values, (str, bytes)):
-        raise QueryError(f"expected a list of {what}s, got {values!r:.80}")
-    out = list(dict.fromkeys(values))
-    for v in out:
-        if type(v) is not str:
-            raise QueryError(f"a {what} must be a string, got {v!r:.80}")
-    return out
