@@ -11,7 +11,7 @@ import pytest
 
 from track_backends import bench
 from track_backends.cli import main
-from track_backends.registry import available_schemes, open_store
+from track_backends.registry import open_store
 from track_backends.stores.memory import MemoryStore
 
 METRICS = ("insert_per_s", "query_ms", "log_per_s", "claim_per_s", "group_query_ms")
@@ -278,9 +278,6 @@ def test_a_failing_worker_is_reported(tmp_path: Path) -> None:
 def test_workers_are_skipped_with_a_note_for_in_process_stores(uri: str) -> None:
     if uri.startswith("mongomock"):
         pytest.importorskip("mongomock")
-        pytest.importorskip("track_backends.stores.mongo")
-        if "mongomock" not in available_schemes():
-            pytest.skip("the mongomock scheme is not registered yet")
     report = bench.run([uri], [50], levels=["store"], workers_k=[1, 2], repeats=1)
     (w,) = report["workers"]
     assert w["k"] is None and w["claimed"] == 0 and "other processes cannot open it" in w["note"]
@@ -473,3 +470,18 @@ def test_record_phase_measures_recorder_and_tracing() -> None:
     assert len(checks) == 3 and all(c["status"] in ("PASS", "MISS") for c in checks)
     assert "record: per-call cost" in bench.format_report(report)
     assert bench.run(["ephemeral:"], [50], levels=["store"], repeats=1)["record"] is None
+
+
+def test_a_failing_raw_reference_is_a_bench_error_without_the_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    from track_backends.bench import artifacts
+    from track_backends.bench.workload import BenchError
+    from track_backends.uri import parse_uri
+
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"x" * 100)
+    uri = parse_uri("postgresql://user:s3cret-pw@127.0.0.1:1/db?connect_timeout=1")
+    with pytest.raises(BenchError) as e:
+        artifacts._reference("postgres", uri, str(source), str(tmp_path), 1)
+    assert "ref:COPY" in str(e.value) and "s3cret-pw" not in str(e.value)
+    assert "s3cret-pw" not in repr(e.value)

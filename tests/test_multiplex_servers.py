@@ -24,7 +24,7 @@ from track_backends import errors
 from track_backends.cli import main
 from track_backends.model import Status, Trial, TrialGroup
 from track_backends.multiplexer import ProtocolMultiplexer
-from track_backends.registry import available_schemes, get_protocol, open_store
+from track_backends.registry import get_protocol, open_store
 from track_backends.store import TRIALS
 from track_backends.stores.journal import JournalStore
 from track_backends.stores.multiplex import MirrorError, multiplex_uri, parse_multiplex
@@ -36,8 +36,6 @@ def dead_uri(scheme: str, port: int, secret: str = "pw", timeout: int = 3) -> st
     """A URI of a server that does not answer, with client timeouts of ``timeout`` seconds."""
     if scheme == "mongodb":
         pytest.importorskip("pymongo")
-        if not mongo_store_landed():
-            pytest.skip("the mongodb: store has not landed in this checkout")
         ms = timeout * 1000
         return f"mongodb://user:{secret}@127.0.0.1:{port}/db?serverSelectionTimeoutMS={ms}&connectTimeoutMS={ms}"
     pytest.importorskip("psycopg")
@@ -86,15 +84,6 @@ def test_passwords_never_show(tmp_path: Any, caplog: Any, capsys: Any, scheme: s
 
 
 # -- real servers ------------------------------------------------------------------------------------
-def mongo_store_landed() -> bool:
-    """Whether the mongodb: store is part of this checkout (it is built concurrently)."""
-    try:
-        import track_backends.stores.mongo  # noqa: F401
-    except ImportError:
-        return False
-    return "mongodb" in available_schemes()
-
-
 class Secantus:
     """A SecantusDB on a fixed port with its data on disk, so it can be stopped and restarted."""
 
@@ -104,8 +93,6 @@ class Secantus:
             import secantus  # noqa: F401
         except ImportError as e:
             unavailable(f"SecantusDB or pymongo is not installed: {e}")
-        if not mongo_store_landed():
-            pytest.skip("the mongodb: store has not landed in this checkout")
         self.port = free_port()
         self.storage = str(tmp / "secantus-data")
         self.base = f"mongodb://127.0.0.1:{self.port}/"

@@ -30,7 +30,7 @@ from ..model import Trial
 from ..protocol import DocumentProtocol
 from ..store import Store
 from ..uri import StoreURI
-from .workload import GROUP
+from .workload import GROUP, BenchError
 
 CHUNK = 1 << 20
 REPEATS = 3
@@ -159,6 +159,27 @@ def _mongo_reference(uri: StoreURI, source: str, directory: str, mib: int) -> tu
     return up, down
 
 
+def _reference(kind: str, uri: StoreURI, source: str, directory: str, mib: int) -> tuple[float, float] | None:
+    """The raw rates of ``kind``'s engine, or ``None`` for kinds without a reference.
+
+    Raises:
+        BenchError: The raw copy failed (the driver's error is kept as the cause, never shown
+            with the URI's password).
+    """
+    try:
+        if kind == "journal":
+            return _journal_reference(directory, source, mib)
+        if kind == "postgres":
+            return _postgres_reference(uri, source, directory, mib)
+        if kind == "mongo":
+            return _mongo_reference(uri, source, directory, mib)
+    except (OSError, ImportError) as e:
+        raise BenchError(f"{REFERENCE_NAMES[kind]} on {uri.redacted} failed: {e}") from e
+    except Exception as e:  # noqa: BLE001 - a driver's error: named by type, its text may hold the URI
+        raise BenchError(f"{REFERENCE_NAMES[kind]} on {uri.redacted} failed: {type(e).__name__}") from e
+    return None
+
+
 def artifacts_phase(store: Store, uri: StoreURI, kind: str, directory: str, mib: int = 64) -> dict[str, Any]:
     """Measure artifact upload/download MiB/s on an empty store and the engine's raw rate.
 
@@ -195,13 +216,7 @@ def artifacts_phase(store: Store, uri: StoreURI, kind: str, directory: str, mib:
         download()
         up = _best_rate(mib, upload)
         down = _best_rate(mib, download)
-        ref: tuple[float, float] | None = None
-        if kind == "journal":
-            ref = _journal_reference(directory, source, mib)
-        elif kind == "postgres":
-            ref = _postgres_reference(uri, source, directory, mib)
-        elif kind == "mongo":
-            ref = _mongo_reference(uri, source, directory, mib)
+        ref = _reference(kind, uri, source, directory, mib)
     finally:
         for p in (source, out):
             if os.path.exists(p):

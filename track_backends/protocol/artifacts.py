@@ -158,9 +158,12 @@ class ArtifactsProtocol(MetricsProtocol):
     store: Store
 
     def _check_writable(self, trial: Any, uid: str) -> None:
-        query = self._target(trial) if isinstance(trial, Trial) else {"uid": uid}
-        if not self.store.count(TRIALS, query):
-            raise self._missed(TRIALS, trial if isinstance(trial, Trial) else _Uid(uid))
+        """The trial is stored and, if this worker reserved it, still this worker's."""
+        if isinstance(trial, Trial):
+            if not self.store.count(TRIALS, self._target(trial)):
+                raise self._missed(TRIALS, trial)
+        elif not self.store.count(TRIALS, {"uid": uid}):
+            raise NotFoundError(f"no trial with uid {uid!r} is stored")
 
     def put_artifact(
         self,
@@ -271,8 +274,3 @@ class ArtifactsProtocol(MetricsProtocol):
             self._check_writable(trial, uid)
         if not self.store.delete(ARTIFACTS, {"uid": f"{uid}/{name}"}):
             raise NotFoundError(f"trial {uid} has no artifact {name!r}")
-
-
-@dataclass
-class _Uid:
-    uid: str
