@@ -105,10 +105,20 @@ def serve(
     if not ipaddress.ip_address(bound[0].split("%")[0]).is_loopback:
         print(f"warning: no login; whoever reaches {shown}:{bound[1]} can read the whole store", file=sys.stderr)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    started = server.startup
+
+    async def startup(sockets: Any = None) -> None:
+        # announced once uvicorn has started, its Ctrl-C/SIGTERM handlers in place: a signal sent
+        # as soon as the URL shows stops the dashboard cleanly instead of landing mid-start-up
+        await started(sockets=sockets)
+        if server.started:
+            (announce or _print)(f"http://{shown}:{bound[1]}/")
+
+    server.startup = startup  # type: ignore[method-assign]
     try:
         with sock:
-            (announce or _print)(f"http://{shown}:{bound[1]}/")
-            uvicorn.Server(config).run(sockets=[sock])
+            server.run(sockets=[sock])
     except KeyboardInterrupt:  # Ctrl-C is how one stops it (uvicorn re-raises it after shutting down)
         pass
     finally:
